@@ -1,0 +1,1 @@
+"""The `vitnas` command line (Typer + rich)."""

@@ -1,0 +1,1 @@
+"""The engine: data, training, cost, robustness, trials, search, Pareto maths and reports."""

@@ -1,0 +1,1 @@
+"""Architecture configs, the MetaFormer building blocks and the builder. Imports torch only, never `nas` or `cli`."""
