@@ -1,0 +1,56 @@
+"""Options shared by several commands, and the one place they become typed settings."""
+from typing import Annotated
+
+import typer
+
+from vitnas.nas.robustness import parse_suite
+from vitnas.nas.trainer import TrainSettings
+from vitnas.nas.trial import TrialSettings
+from vitnas.search_spaces.errors import UserError
+
+DatasetOption = Annotated[str, typer.Option(
+    help="digits (bundled 8x8 digits, no download) | cifar10 | cifar100 | synthetic[:n=..,size=..,chans=..,"
+         "classes=..] | a PATH: ImageFolder folder or .zip, CIFAR python batch folder, MNIST-style idx folder, "
+         ".npz with x_train,y_train,x_test,y_test.")]
+EpochsOption = Annotated[int | None, typer.Option(min=1, help="Training budget in epochs (default: a small "
+                                                  "budget fitted to the command).")]
+TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, help="Training budget in wall-clock seconds "
+                                                  "(instead of --epochs).")]
+SeedOption = Annotated[int, typer.Option(help="Seed for data split, initialisation, order and augmentation.")]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
+RobustnessOption = Annotated[str, typer.Option(help="Robustness suite: default | full | none | an explicit "
+                                               "list such as 'gaussian:0.04,0.08;fgsm:1;jpeg:3' (README).")]
+
+# An epoch of digits takes well under a second; a search trains many models, so its default budget is smaller.
+TRAIN_EPOCHS = 30
+SEARCH_EPOCHS = 15
+
+
+def trial_settings(epochs: int | None, seconds: float | None, seed: int, device: str, robustness: str, *,
+                   search: bool) -> TrialSettings:
+    if epochs is not None and seconds is not None:
+        raise UserError("--epochs and --time are two budgets: give one of them")
+    parse_suite(robustness)  # a bad suite fails now, not after training
+    if epochs is None and seconds is None:
+        epochs = SEARCH_EPOCHS if search else TRAIN_EPOCHS
+    return TrialSettings(train=TrainSettings(epochs=epochs, seconds=seconds, seed=seed, device=device),
+                         robustness=robustness, robustness_split="val" if search else "test")
+
+
+_SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def parse_count(text: str | None, option: str) -> int | None:
+    """'50M' -> 50_000_000; None stays None."""
+    if text is None:
+        return None
+    number, suffix = text.strip()[:-1], text.strip()[-1:].upper()
+    if suffix not in _SUFFIXES or suffix == "":
+        number, suffix = text.strip(), ""
+    try:
+        value = float(number) * _SUFFIXES[suffix]
+    except ValueError:
+        raise UserError(f"{option}: {text!r} is not a count; write e.g. 500000, 500K, 50M or 1.2G") from None
+    if value <= 0:
+        raise UserError(f"{option}: must be positive, got {text!r}")
+    return int(value)

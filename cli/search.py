@@ -1,0 +1,131 @@
+"""`vitnas search`: Optuna proposes MetaFormer architectures, Ray Tune trains them in parallel, a study keeps them."""
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from vitnas.cli import options
+from vitnas.nas.objectives import DEFAULT_OBJECTIVES, parse_objectives
+from vitnas.nas.pareto import non_dominated
+from vitnas.nas.records import TrialRecord
+from vitnas.nas.report import print_report
+from vitnas.nas.report_format import config_summary, format_number
+from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
+from vitnas.nas.search.samplers import SAMPLERS
+from vitnas.nas.search.searcher import Budget
+from vitnas.search_spaces.errors import UserError
+
+
+class LiveView:
+    """The live rich view: running trials with their epoch, the latest finished ones, and the front size."""
+
+    def __init__(self, total: int, objectives, console: Console):
+        self.total, self.objectives, self.console = total, objectives, console
+        self.running: dict[int, dict] = {}
+        self.finished: list[TrialRecord] = []
+        self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+
+    def _front_size(self) -> int:
+        done = [t for t in self.finished if t.state == "COMPLETE"]
+        points = [[t.values[o.name] for o in self.objectives] for t in done]
+        return len(non_dominated(points, [o.direction for o in self.objectives])) if points else 0
+
+    def _render(self) -> Group:
+        running = Table(title="running", expand=True)
+        for column in ("trial", "architecture", "epoch", "val acc"):
+            running.add_column(column)
+        for number, row in sorted(self.running.items()):
+            running.add_row(str(number), row["arch"], str(row.get("epoch", "-")),
+                            format_number(row["val"]) if "val" in row else "-")
+        finished = Table(title=f"finished {len(self.finished)}/{self.total}, Pareto front {self._front_size()}",
+                         expand=True)
+        for column in ("trial", "state", *(o.name for o in self.objectives), "s"):
+            finished.add_column(column)
+        for record in self.finished[-8:]:
+            values = [format_number(record.values[o.name]) if record.values else "-" for o in self.objectives]
+            finished.add_row(str(record.number), record.state if not record.error else f"{record.state}: "
+                             f"{record.error[:60]}", *values, format_number(record.duration_s or 0))
+        return Group(running, finished)
+
+    def trial_started(self, number: int, config: dict) -> None:
+        self.running[number] = {"arch": config_summary(config)}
+        self.live.update(self._render())
+
+    def trial_progress(self, number: int, epoch: int, val_accuracy: float) -> None:
+        if number in self.running:
+            self.running[number].update(epoch=epoch, val=val_accuracy)
+            self.live.update(self._render())
+
+    def trial_finished(self, record: TrialRecord) -> None:
+        self.running.pop(record.number, None)
+        self.finished.append(record)
+        self.live.update(self._render())
+
+
+def search(
+    space: Annotated[str, typer.Option(help="Search space: `metaformer` or a space YAML file (copy "
+                                       "search_spaces/metaformer.yaml and narrow it).")] = "metaformer",
+    dataset: options.DatasetOption = "digits",
+    trials: Annotated[int, typer.Option(min=1, help="Trials to finish in this study (a resumed study counts "
+                                        "the ones it has).")] = 12,
+    objectives: Annotated[str, typer.Option(help="Comma list, each NAME or NAME:max|min. Names: accuracy "
+                                            "(validation), robustness, macs, flops, params, latency_ms, "
+                                            "latency_ms_batch, peak_memory_mb, images_per_second, "
+                                            "train_seconds.")] = DEFAULT_OBJECTIVES,
+    sampler: Annotated[str, typer.Option(help=f"Optuna sampler: {'|'.join(SAMPLERS)}.")] = "tpe",
+    epochs: options.EpochsOption = None,
+    time: options.TimeOption = None,
+    workers: Annotated[int, typer.Option(min=1, help="Trials running at once.")] = 2,
+    cpus_per_trial: Annotated[float, typer.Option(min=0.01, help="CPU threads per trial (Ray resource).")] = 1,
+    gpus_per_trial: Annotated[float, typer.Option(min=0, help="GPUs per trial; 0.25 packs four trials on a GPU.")] = 0,
+    max_macs: Annotated[str | None, typer.Option(help="Reject configs above this many MACs before training "
+                                                 "(e.g. 50M, 1.2G); they do not count as trials.")] = None,
+    max_params: Annotated[str | None, typer.Option(help="Reject configs above this many parameters (e.g. 500K).")] = None,
+    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) "
+                                                "instead of starting a local Ray.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: sqlite in the study folder; "
+                                                "e.g. postgresql://... to share a study between drivers).")] = None,
+    study: Annotated[str | None, typer.Option(help="Study name (default: SPACE-DATASET-TIMESTAMP).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder that holds study folders.")] = Path("runs"),
+    seed: options.SeedOption = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the study OUT/STUDY up to --trials; finished trials "
+                                         "are kept as they are.")] = False,
+    robustness: options.RobustnessOption = "default",
+    device: options.DeviceOption = "auto",
+) -> None:
+    """Search the MetaFormer space for architectures on the Pareto front of accuracy, MACs and robustness.
+
+    Optuna proposes each architecture, Ray Tune trains and measures it in parallel (`--workers`), and every
+    finished trial is stored at once in OUT/STUDY (Optuna storage + per-trial config, metrics and log).
+    Ctrl-C or a killed driver loses no finished trial: repeat the command with --resume. MACs count conv, linear
+    and attention matmuls; FLOPs = 2 x MACs.
+
+    Examples:
+
+      vitnas search --space metaformer
+
+      vitnas search --space my_space.yaml --dataset cifar10 --trials 50 --time 120 --workers 4 --gpus-per-trial 0.25
+
+      vitnas search --space metaformer --study s1 --trials 30 --resume
+    """
+    parsed_objectives = parse_objectives(objectives)
+    if resume and study is None:
+        raise UserError("--resume needs --study NAME (the study folder under --out to continue)")
+    name = study or default_study_name(space, dataset)
+    settings = SearchSettings(
+        space=space, dataset=dataset, trials=trials, objectives=parsed_objectives, sampler=sampler,
+        trial=options.trial_settings(epochs, time, seed, device, robustness, search=True),
+        out=out, study=name, seed=seed, workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        budget=Budget(options.parse_count(max_macs, "--max-macs"), options.parse_count(max_params, "--max-params")),
+        address=address, storage=storage, resume=resume)
+    console = Console(stderr=True)
+    store = open_study(settings)
+    console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials done)")
+    view = LiveView(trials, parsed_objectives, console)
+    with view.live:
+        run_search(settings, store, view)
+    print_report(store.summary(), Console())
+    Console().print(f"report again with: vitnas report {store.directory}")

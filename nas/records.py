@@ -1,0 +1,49 @@
+"""Plain records of a study: what the search module reads out of the Optuna storage and every report consumes.
+
+They hold numbers and dicts only (no Optuna objects), so reports and Pareto maths are testable on hand-made studies.
+"""
+from dataclasses import dataclass
+from typing import Literal
+
+DIRECTIONS = ("maximize", "minimize")
+TRIAL_STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING", "WAITING")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One optimised metric and whether larger or smaller is better (Optuna's spelling)."""
+
+    name: str
+    direction: Literal["maximize", "minimize"]
+
+    def __post_init__(self) -> None:
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"objective {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as persisted: its state, objective values (empty unless COMPLETE), config and every measured metric."""
+
+    number: int
+    state: str  # one of TRIAL_STATES
+    values: dict[str, float]
+    config: dict
+    metrics: dict  # floats, ints or nested dicts of them
+    duration_s: float | None = None
+    error: str | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in TRIAL_STATES:
+            raise ValueError(f"trial {self.number}: state must be one of {TRIAL_STATES}, got {self.state!r}")
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A whole study: its objectives in order and all its trials, whatever their state."""
+
+    name: str
+    objectives: list[Objective]
+    trials: list[TrialRecord]
+    storage: str = ""

@@ -1,0 +1,32 @@
+"""The `--sampler` names and the Optuna sampler each one makes."""
+import optuna
+
+from vitnas.search_spaces.errors import UserError
+
+
+def _tpe(seed: int) -> optuna.samplers.BaseSampler:
+    # multivariate TPE models the joint choices (mixer x width x depth); constant_liar keeps parallel trials apart
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                      n_startup_trials=8, warn_independent_sampling=False)
+
+
+def _qmc(seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False,
+                                      warn_asynchronous_seeding=False,
+                                      independent_sampler=optuna.samplers.RandomSampler(seed=seed))
+
+
+SAMPLERS = {
+    "tpe": _tpe,
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=16),
+    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, population_size=16),
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "qmc": _qmc,
+    "gp": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=8, warn_independent_sampling=False),
+}
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name not in SAMPLERS:
+        raise UserError(f"--sampler: unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    return SAMPLERS[name](seed)

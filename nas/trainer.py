@@ -1,0 +1,262 @@
+"""The one training loop (search, ablations, export): AdamW, warm-up + cosine, label smoothing, gradient clipping,
+random crop + flip on batched uint8 tensors, all on the training device.
+
+Kept direct on purpose (data already on the device, index batches out of it, no DataLoader): on a small CPU the
+per-step overhead is what separates a trainer from a hand-written loop. The model takes float images in [0, 1].
+Deterministic on the CPU for a seed: the data order and augmentation come from one seeded torch.Generator and the
+model's own randomness (dropout, drop-path) from the global generator, seeded inside a forked RNG state.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitnas.nas.data import Dataset
+from vitnas.search_spaces.errors import UserError
+
+DEFAULT_EPOCHS = 10
+# On a GPU, reading the loss forces a sync; check for NaN/inf every this many steps there (every step on the CPU).
+_GPU_SYNC_EVERY = 16
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train. Give `epochs` or `seconds` (wall clock), not both; neither means DEFAULT_EPOCHS epochs."""
+
+    epochs: int | None = None
+    seconds: float | None = None
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup: float = 0.1  # fraction of the budget spent ramping the learning rate up from 0
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    crop_padding: int | None = None  # random-crop translation in pixels; None: image_size // 8; 0: off
+    flip: bool | None = None  # random horizontal flip; None: only if the data set says mirroring keeps the class
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    compile: bool = False  # torch.compile the model (GPU runs; it costs compile time up front)
+    eval_batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.epochs is not None and self.seconds is not None:
+            raise UserError("give either an epoch budget or a time budget, not both")
+        if self.epochs is None and self.seconds is None:
+            object.__setattr__(self, "epochs", DEFAULT_EPOCHS)
+        if self.epochs is not None and self.epochs < 1:
+            raise UserError(f"epochs must be at least 1, got {self.epochs}")
+        if self.seconds is not None and self.seconds <= 0:
+            raise UserError(f"the time budget must be positive, got {self.seconds} s")
+        if self.batch_size < 1 or self.lr <= 0 or not 0.0 <= self.warmup < 1.0 or self.grad_clip < 0:
+            raise UserError("batch_size >= 1, lr > 0, warmup in [0, 1) and grad_clip >= 0 are required")
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    epoch: int  # 1-based
+    train_loss: float  # mean over the epoch's batches
+    train_accuracy: float  # on the augmented training batches
+    val_accuracy: float
+    seconds: float  # wall time of the epoch, its validation included
+    images_per_second: float  # training images per second of training steps
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """What `progress` receives during training (every step on the CPU, every few steps on a GPU)."""
+
+    epoch: int
+    step: int
+    fraction: float  # of the budget (steps or seconds) used, 0..1
+    loss: float  # running mean over the current epoch
+    accuracy: float  # running training accuracy over the current epoch
+    images_per_second: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    status: Literal["ok", "diverged"]
+    epochs: int  # epochs run (a time budget may end with a partial one, which counts)
+    val_accuracy: float  # after the last epoch; 0.0 when diverged
+    train_seconds: float  # wall time of the whole call
+    images_per_second: float  # training images per second of training steps
+    history: list[EpochMetrics] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for, but no CUDA GPU is available: use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"unknown device '{name}': use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def _as_input(x_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x_uint8.to(device, non_blocking=True).float().div_(255.0)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x_uint8: torch.Tensor, *, batch_size: int = 512,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """float32 logits on the CPU for uint8 images, computed in batches in eval mode (the mode is restored)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = []
+        for chunk in x_uint8.split(batch_size):
+            with _autocast(device):
+                outputs.append(model(_as_input(chunk, device)).float().cpu())
+        return torch.cat(outputs) if outputs else torch.zeros(0, 0)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512,
+                      device: torch.device | str = "cpu") -> float:
+    """Top-1 accuracy (0..1) of `model` on uint8 images; 0.0 for an empty set."""
+    if len(y) == 0:
+        return 0.0
+    predictions = predict_logits(model, x_uint8, batch_size=batch_size, device=device).argmax(dim=1)
+    return (predictions == y.cpu()).float().mean().item()
+
+
+def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random translation by up to `padding` pixels (zero fill, i.e. crop of a padded image) and optional
+    horizontal flip, per image, on a uint8 batch (N, C, H, W) on its device, with one gather."""
+    n, _, height, width = x.shape
+    gen_device = generator.device
+    if padding > 0:
+        shifts = torch.randint(0, 2 * padding + 1, (2, n, 1), generator=generator, device=gen_device).to(x.device)
+        rows = torch.arange(height, device=x.device) + shifts[0]  # (N, H) rows in the padded image
+        cols = torch.arange(width, device=x.device) + shifts[1]  # (N, W)
+        if flip:
+            mirrored = torch.rand(n, generator=generator, device=gen_device).to(x.device) < 0.5
+            cols = torch.where(mirrored[:, None], cols.flip(1), cols)
+        padded = F.pad(x, (padding, padding, padding, padding))
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        # Advanced indices around a slice put their dims first: (N, H, W, C) -> back to NCHW.
+        return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mirrored = torch.rand(n, generator=generator, device=gen_device).to(x.device) < 0.5
+        return torch.where(mirrored[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def _learning_rate(settings: TrainSettings, fraction: float) -> float:
+    """Linear warm-up over the first `warmup` of the budget, then cosine decay to zero."""
+    if fraction < settings.warmup:
+        return settings.lr * fraction / settings.warmup
+    progress = (fraction - settings.warmup) / (1.0 - settings.warmup)
+    return settings.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
+    # Weight decay on weight matrices and kernels only: decaying norm gains and biases only hurts.
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.99))
+
+
+def train(model: nn.Module, data: Dataset, settings: TrainSettings, *,
+          on_epoch: Callable[[EpochMetrics], None] | None = None,
+          progress: Callable[[ProgressUpdate], None] | None = None) -> TrainResult:
+    """Trains `model` in place on data.x_train and reports data.x_val accuracy after each epoch."""
+    device = resolve_device(settings.device)
+    on_gpu = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if on_gpu else []):
+        torch.manual_seed(settings.seed)
+        return _train(model, data, settings, device, on_epoch, progress)
+
+
+def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
+    start = time.perf_counter()
+    on_gpu = device.type == "cuda"
+    generator = torch.Generator(device=device if on_gpu else "cpu").manual_seed(settings.seed)
+    model.to(device, memory_format=torch.channels_last if on_gpu else torch.preserve_format).train()
+    step_model = torch.compile(model) if settings.compile else model
+    optimizer = _optimizer(model, settings)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    padding = data.image_size // 8 if settings.crop_padding is None else settings.crop_padding
+    flip = data.flip_invariant if settings.flip is None else settings.flip
+
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)  # the whole training set lives on the device
+    n = len(y_train)
+    steps_per_epoch = max(1, n // settings.batch_size)  # drop the ragged last batch: one compiled shape, even steps
+    total_steps = steps_per_epoch * settings.epochs if settings.epochs is not None else None
+    sync_every = _GPU_SYNC_EVERY if on_gpu else 1
+
+    history: list[EpochMetrics] = []
+    step, step_seconds, images_seen, epoch = 0, 0.0, 0, 0
+    out_of_time = False
+    while not out_of_time and (total_steps is None or step < total_steps):
+        epoch += 1
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        batches = epoch_images = 0
+        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
+        for batch_index in range(steps_per_epoch):
+            step_start = time.perf_counter()
+            fraction = (step / total_steps if total_steps is not None
+                        else (step_start - start) / settings.seconds)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(settings, fraction)
+            indices = order[batch_index * settings.batch_size:(batch_index + 1) * settings.batch_size]
+            images = augment(x_train[indices], padding, flip, generator).float().div_(255.0)
+            if on_gpu:
+                images = images.contiguous(memory_format=torch.channels_last)
+            labels = y_train[indices]
+            with _autocast(device):
+                logits = step_model(images)
+                loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.detach().argmax(dim=1) == labels).sum()
+            batches += 1
+            epoch_images += len(labels)
+            step += 1
+            images_seen += len(labels)
+            if step % sync_every == 0 or batch_index == steps_per_epoch - 1:
+                if not math.isfinite(loss.item()):
+                    return TrainResult("diverged", epoch, 0.0, time.perf_counter() - start,
+                                       images_seen / max(step_seconds, 1e-9), history)
+            step_seconds += time.perf_counter() - step_start
+            if progress is not None and step % sync_every == 0:
+                progress(ProgressUpdate(epoch, step, min(1.0, step / total_steps if total_steps is not None
+                                                         else (time.perf_counter() - start) / settings.seconds),
+                                        loss_sum.item() / batches, correct.item() / epoch_images,
+                                        images_seen / max(step_seconds, 1e-9)))
+            if settings.seconds is not None and time.perf_counter() - start >= settings.seconds:
+                out_of_time = True
+                break
+        epoch_train_seconds = time.perf_counter() - epoch_start
+        val_accuracy = evaluate_accuracy(model, data.x_val, data.y_val, batch_size=settings.eval_batch_size,
+                                         device=device)
+        metrics = EpochMetrics(epoch, loss_sum.item() / batches, correct.item() / epoch_images, val_accuracy,
+                               time.perf_counter() - epoch_start, epoch_images / max(epoch_train_seconds, 1e-9))
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)  # may raise (a pruned trial): that ends training, by design
+    return TrainResult("ok", epoch, history[-1].val_accuracy, time.perf_counter() - start,
+                       images_seen / max(step_seconds, 1e-9), history)

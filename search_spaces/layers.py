@@ -1,0 +1,76 @@
+"""Small layers every block uses: norms, activations, layer scale, drop path.
+
+Tensors are channels-last everywhere: (N, H, W, C) grids, or (N, L, C) sequences when a CLS token rides along.
+So every norm here normalises over the last dim (or, for GroupNorm(1), over everything but the batch).
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+def make_act(kind: str) -> nn.Module:
+    return ACTIVATIONS[kind]()
+
+
+class ChannelBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the last (channel) dim of a channels-last tensor: flattening to (N*positions, C) is a view."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+class GroupNorm1(nn.Module):
+    """GroupNorm with one group ("modified LayerNorm", PoolFormer): statistics over all positions and channels of a
+    sample, affine per channel. layer_norm over the trailing dims gives the statistics without a transpose."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.bias, F.layer_norm(x, x.shape[1:], eps=self.eps), self.weight)
+
+
+def make_norm(kind: str, dim: int, eps: float) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(dim, eps=eps)
+    if kind == "batchnorm":
+        return ChannelBatchNorm(dim, eps=eps)
+    if kind == "groupnorm":
+        return GroupNorm1(dim, eps)
+    return nn.Identity()
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale of a residual branch (CaiT), started small so deep models train."""
+
+    def __init__(self, dim: int, init: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: in training, drop a residual branch for a random subset of samples and rescale the rest."""
+
+    def __init__(self, rate: float):
+        super().__init__()
+        self.rate = rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"

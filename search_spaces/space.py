@@ -1,0 +1,247 @@
+"""Search spaces as data: read a space file, suggest valid configs from it, give the default for a data set.
+
+`Space.suggest` takes anything with Optuna's trial methods (suggest_categorical / suggest_float), so a search passes
+an Optuna trial and `vitnas space sample` passes a seeded `RandomSuggester`. Optuna wants one parameter name to keep
+one choice list within a study: when a rule drops choices (for this image size, this width, ...), the parameter name
+carries the remaining list, e.g. `s0.head_dim[16,32]`, so equal names always mean equal lists.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import yaml
+
+from vitnas.search_spaces.config import (ACTS, BLOCKS, HEADS, MAX_STAGES, MIXERS, NORMS, STEMS, ArchConfig,
+                                         MixerConfig, StageConfig, StemConfig)
+from vitnas.search_spaces.errors import UserError
+
+SPACE_DIR = Path(__file__).parent
+# dimension -> allowed vocabulary (None: any value of the right kind, checked when a config is built)
+CATEGORICAL = {
+    "num_stages": tuple(range(1, MAX_STAGES + 1)), "stem": STEMS, "patch_size": None, "stem_act_norm": (False, True),
+    "width": None, "depth": None, "mixer": MIXERS, "head_dim": None, "qkv_bias": (False, True), "pool_size": None,
+    "conv_kernel": None, "token_mlp_ratio": None, "block": BLOCKS, "norm": NORMS, "act": ACTS, "mlp_ratio": None,
+    "layer_scale": None, "head": HEADS, "pos_embed": (False, True),
+}
+FLOAT_RANGES = ("temperature", "drop_path")
+
+
+class Suggester(Protocol):
+    """The part of optuna.Trial a space needs."""
+
+    def suggest_categorical(self, name: str, choices: list) -> Any: ...
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+
+class RandomSuggester:
+    """A seeded stand-in for an Optuna trial: uniform choices, uniform or log-uniform floats."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        self.params[name] = self.rng.choice(list(choices))
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int:
+        self.params[name] = self.rng.randrange(low, high + 1, step)
+        return self.params[name]
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        value = math.exp(self.rng.uniform(math.log(low), math.log(high))) if log else self.rng.uniform(low, high)
+        self.params[name] = value
+        return value
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    low: float
+    high: float
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    choices: dict[str, tuple]  # categorical dimensions
+    ranges: dict[str, FloatRange]  # float dimensions
+    max_tokens: dict[str, int]  # mixer kind -> most tokens it is offered for
+    default: dict[str, Any]  # the default config, without data fields and stem.patch_size
+
+    # ---- suggesting
+    def suggest(self, trial: Suggester, image_size: int, in_chans: int, num_classes: int) -> ArchConfig:
+        pick = _Picker(trial)
+        stems = [s for s in self.choices["stem"] if _patches(self.choices["patch_size"], s, image_size)]
+        if not stems:
+            raise UserError(f"space {self.name}: no patch_size in {list(self.choices['patch_size'])} fits "
+                            f"{image_size}x{image_size} images; add a divisor of {image_size}")
+        stem_kind = pick("stem", self.choices["stem"], stems)
+        patch = pick(f"patch_size.{stem_kind}", self.choices["patch_size"],
+                     _patches(self.choices["patch_size"], stem_kind, image_size))
+        stem = StemConfig(stem_kind, patch, pick("stem_act_norm", self.choices["stem_act_norm"]))
+        grid = image_size // patch
+        num_stages = pick("num_stages", self.choices["num_stages"],
+                          [n for n in self.choices["num_stages"] if n == 1 or _grids(grid, n)[-2] >= 2])
+        stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(_grids(grid, num_stages)))
+        kinds = [s.mixer.kind for s in stages]
+        head = pick("head", self.choices["head"], ["gap", "cls"] if kinds == ["attention"] else ["gap"])
+        pos_embed = pick("pos_embed", self.choices["pos_embed"]) if "attention" in kinds else False
+        return ArchConfig(
+            name="sampled", image_size=image_size, in_chans=in_chans, num_classes=num_classes, stem=stem,
+            stages=stages, block=pick("block", self.choices["block"]), norm=pick("norm", self.choices["norm"]),
+            act=pick("act", self.choices["act"]), mlp_ratio=float(pick("mlp_ratio", self.choices["mlp_ratio"])),
+            layer_scale=pick("layer_scale", self.choices["layer_scale"]),
+            drop_path=pick.float("drop_path", self.ranges["drop_path"]), head=head, pos_embed=pos_embed)
+
+    def _suggest_stage(self, pick: _Picker, i: int, grid: int) -> StageConfig:
+        width = pick(f"s{i}.width", self.choices["width"])
+        depth = pick(f"s{i}.depth", self.choices["depth"])
+        head_dims = [d for d in self.choices["head_dim"] if width % d == 0]
+        ratios = [r for r in self.choices["token_mlp_ratio"] if int(r * width) >= 1]
+        usable = {"attention": bool(head_dims), "mlp": bool(ratios)}
+        kinds = [k for k in self.choices["mixer"]
+                 if usable.get(k, True) and grid * grid <= self.max_tokens.get(k, grid * grid)]
+        if not kinds:
+            kinds = ["identity"]  # every listed mixer is too costly here; identity always fits
+        kind = pick(f"s{i}.mixer", self.choices["mixer"], kinds)
+        if kind == "attention":
+            mixer = MixerConfig("attention", head_dim=pick(f"s{i}.head_dim", self.choices["head_dim"], head_dims),
+                                qkv_bias=pick(f"s{i}.qkv_bias", self.choices["qkv_bias"]),
+                                temperature=pick.float(f"s{i}.temperature", self.ranges["temperature"]))
+        elif kind in ("pool", "conv"):
+            dim = "pool_size" if kind == "pool" else "conv_kernel"
+            mixer = MixerConfig(kind, kernel_size=pick(f"s{i}.{dim}", self.choices[dim]))
+        elif kind == "mlp":
+            mixer = MixerConfig("mlp", token_mlp_ratio=float(pick(f"s{i}.token_mlp_ratio",
+                                                                  self.choices["token_mlp_ratio"], ratios)))
+        else:
+            mixer = MixerConfig("identity")
+        return StageConfig(depth=depth, width=width, mixer=mixer)
+
+    def sample(self, n: int, seed: int, image_size: int, in_chans: int, num_classes: int) -> list[ArchConfig]:
+        """`n` configs, reproducible for a seed (config k uses seed `seed * 1_000_003 + k`)."""
+        return [self.suggest(RandomSuggester(seed * 1_000_003 + k), image_size, in_chans, num_classes)
+                for k in range(n)]
+
+    # ---- the default
+    def default_config(self, image_size: int, in_chans: int, num_classes: int) -> ArchConfig:
+        """The default architecture for a data set: the space file's `default` with a patch size fitted to the image
+        (largest power of two keeping an 8x8 token grid, image/2 for images under 16 pixels; a plain 1x1 patch stem
+        when no power of two divides the image) and only as many stages as the grid can halve."""
+        data = {**self.default, "image_size": image_size, "in_chans": in_chans, "num_classes": num_classes}
+        target = 8 if image_size >= 16 else max(1, image_size // 2)
+        powers = [p for p in (2 ** k for k in range(1, 12)) if image_size % p == 0 and image_size // p >= target]
+        stem = dict(data.get("stem", {}))
+        if powers:
+            stem["patch_size"] = max(powers)
+        else:
+            stem.update(kind="patch", patch_size=1)
+        data["stem"] = stem
+        grid = image_size // stem["patch_size"]
+        stages = data["stages"]
+        data["stages"] = [s for i, s in enumerate(stages) if i == 0 or _grids(grid, i + 1)[-2] >= 2]
+        return ArchConfig.from_dict(data)
+
+    # ---- reading and showing
+    def to_dict(self) -> dict[str, Any]:
+        dims: dict[str, Any] = {k: list(v) for k, v in self.choices.items()}
+        dims.update({k: {"low": r.low, "high": r.high, "log": r.log} for k, r in self.ranges.items()})
+        return {"name": self.name, "dimensions": dims, "max_tokens": dict(self.max_tokens), "default": self.default}
+
+
+class _Picker:
+    """Asks the suggester for one choice, naming the parameter after the remaining choices when a rule dropped some."""
+
+    def __init__(self, trial: Suggester):
+        self.trial = trial
+
+    def __call__(self, name: str, listed: tuple, allowed: list | None = None) -> Any:
+        allowed = list(listed) if allowed is None else [c for c in listed if c in allowed]
+        if len(allowed) < len(listed):
+            name = f"{name}[{','.join(map(str, allowed))}]"
+        if len(allowed) == 1:
+            return allowed[0]  # nothing to choose: no parameter, as Optuna's conditional spaces do
+        return self.trial.suggest_categorical(name, allowed)
+
+    def float(self, name: str, rng: FloatRange) -> float:
+        if rng.low == rng.high:
+            return rng.low
+        return self.trial.suggest_float(name, rng.low, rng.high, log=rng.log)
+
+
+def _patches(listed: tuple, stem_kind: str, image_size: int) -> list[int]:
+    ok = [p for p in listed if image_size % p == 0]
+    return [p for p in ok if p >= 2 and p & (p - 1) == 0] if stem_kind == "conv" else ok
+
+
+def _grids(grid: int, num_stages: int) -> list[int]:
+    """Token grid side per stage (3x3 stride-2 downsampling: ceil(g / 2))."""
+    grids = [grid]
+    for _ in range(num_stages - 1):
+        grids.append((grids[-1] + 1) // 2)
+    return grids
+
+
+def load_space(name_or_path: str | Path) -> Space:
+    """A shipped space by name (`metaformer`) or a space file a user copied and narrowed."""
+    path = SPACE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        path = Path(name_or_path)
+    if not path.is_file():
+        shipped = sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
+        raise UserError(f"space: got {str(name_or_path)!r}; allowed: {', '.join(shipped)} or a path to a space file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"space file {str(path)!r}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return space_from_dict(data, source=str(path))
+
+
+def space_from_dict(data: Any, source: str = "space") -> Space:
+    if not isinstance(data, dict) or not isinstance(data.get("dimensions"), dict):
+        raise UserError(f"{source}: expected a mapping with a `dimensions` mapping")
+    dims = data["dimensions"]
+    known = set(CATEGORICAL) | set(FLOAT_RANGES)
+    for key in dims:
+        if key not in known:
+            raise UserError(f"{source}: dimensions.{key}: unknown dimension; allowed: {', '.join(sorted(known))}")
+    for key in known - set(dims):
+        raise UserError(f"{source}: dimensions.{key}: missing; every dimension needs a list of choices or a range")
+    choices = {k: _read_choices(source, k, dims[k]) for k in CATEGORICAL}
+    ranges = {k: _read_range(source, k, dims[k]) for k in FLOAT_RANGES}
+    max_tokens = data.get("max_tokens", {})
+    if not isinstance(max_tokens, dict) or any(k not in MIXERS or not isinstance(v, int) for k, v in max_tokens.items()):
+        raise UserError(f"{source}: max_tokens: got {max_tokens!r}; allowed: a mapping from a mixer kind to an integer")
+    default = data.get("default", {})
+    if not isinstance(default, dict) or "stages" not in default:
+        raise UserError(f"{source}: default: expected a config mapping with `stages` (everything but image_size, "
+                        "in_chans, num_classes and stem.patch_size)")
+    return Space(str(data.get("name", Path(source).stem)), choices, ranges, max_tokens, default)
+
+
+def _read_choices(source: str, key: str, value: Any) -> tuple:
+    if not isinstance(value, list) or not value:
+        raise UserError(f"{source}: dimensions.{key}: got {value!r}; allowed: a non-empty list of choices")
+    vocabulary = CATEGORICAL[key]
+    for choice in value:
+        if vocabulary is not None and choice not in vocabulary:
+            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: {', '.join(map(str, vocabulary))}")
+        if vocabulary is None and key != "layer_scale" and not (isinstance(choice, (int, float))
+                                                               and not isinstance(choice, bool) and choice > 0):
+            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: positive numbers")
+    return tuple(value)
+
+
+def _read_range(source: str, key: str, value: Any) -> FloatRange:
+    ok = isinstance(value, dict) and set(value) <= {"low", "high", "log"} and {"low", "high"} <= set(value)
+    ok = ok and all(isinstance(value[b], (int, float)) for b in ("low", "high")) and value["low"] <= value["high"]
+    if not ok or (value.get("log") and value["low"] <= 0):
+        raise UserError(f"{source}: dimensions.{key}: got {value!r}; allowed: {{low: L, high: H, log: false}} with "
+                        "L <= H (L > 0 when log)")
+    return FloatRange(float(value["low"]), float(value["high"]), bool(value.get("log", False)))

@@ -1,0 +1,142 @@
+"""Reports on hand-made studies: the JSON contract, Pareto correctness, CSV, HTML (escaping, PNGs) and edge cases."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from rich.console import Console
+
+from vitnas.nas.records import Objective, StudySummary, TrialRecord
+from vitnas.nas.report import print_report, report_dict, write_csv, write_html
+
+ACC_MACS = [Objective("accuracy", "maximize"), Objective("macs", "minimize")]
+MALICIOUS = '<script>alert("x")</script>'
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def complete(number, accuracy, macs, **config):
+    return TrialRecord(number, "COMPLETE", {"accuracy": accuracy, "macs": macs}, config or {"name": f"t{number}"},
+                       {"accuracy": accuracy, "cost": {"macs": macs, "params": 10 * number}}, duration_s=1.5, seed=0)
+
+
+def failed(number, error="loss became NaN"):
+    return TrialRecord(number, "FAIL", {}, {"name": f"t{number}"}, {}, duration_s=0.5, error=error)
+
+
+def study(*trials, objectives=ACC_MACS):
+    return StudySummary("study", objectives, list(trials))
+
+
+def mixed_study():
+    """Ties, an exact duplicate, a dominated trial, and one trial of every other state."""
+    return study(
+        complete(0, 0.9, 200.0), complete(1, 0.8, 100.0), complete(2, 0.8, 100.0),  # 1 and 2: exact duplicates
+        complete(3, 0.9, 300.0),  # ties 0 on accuracy, worse MACs: dominated
+        complete(4, 0.7, 100.0),  # ties 1 on MACs, worse accuracy: dominated
+        failed(5), TrialRecord(6, "PRUNED", {}, {}, {}), TrialRecord(7, "RUNNING", {}, {}, {}),
+        TrialRecord(8, "WAITING", {}, {}, {}))
+
+
+def render(summary):
+    console = Console(record=True, width=160)
+    print_report(summary, console)
+    return console.export_text()
+
+
+def test_json_contract_shape():
+    report = json.loads(json.dumps(report_dict(mixed_study()), allow_nan=False))
+    assert set(report) == {"study", "objectives", "trials", "pareto", "hypervolume", "reference_point", "knee",
+                           "counts"}
+    assert report["objectives"] == [{"name": "accuracy", "direction": "maximize"},
+                                    {"name": "macs", "direction": "minimize"}]
+    assert [t["number"] for t in report["trials"]] == list(range(9))
+    assert all(set(t) == {"number", "state", "values", "config", "metrics", "duration_s", "error"}
+               for t in report["trials"])
+    assert report["trials"][0]["metrics"]["cost"] == {"macs": 200.0, "params": 0}
+    assert report["counts"] == {"complete": 5, "failed": 1, "pruned": 1, "running": 2}
+    assert set(report["reference_point"]) == {"accuracy", "macs"}
+
+
+def test_pareto_keeps_ties_and_duplicates_and_drops_dominated_trials():
+    report = report_dict(mixed_study())
+    assert report["pareto"] == [0, 1, 2]
+    # reference: accuracy 0.7 - 0.02, MACs 300 + 20; boxes [0.68, 0.9] x [200, 320] and [0.68, 0.8] x [100, 320]
+    assert report["reference_point"] == pytest.approx({"accuracy": 0.68, "macs": 320.0})
+    assert report["hypervolume"] == pytest.approx(0.22 * 120 + 0.12 * 220 - 0.12 * 120)
+    assert report["knee"] == 0  # 0 and 1 are equally far from the ideal point: ties go to the lower number
+
+
+def test_single_trial_is_its_own_front_with_positive_hypervolume():
+    report = report_dict(study(complete(3, 0.5, 1e6)))
+    assert report["pareto"] == [3] and report["knee"] == 3
+    assert report["hypervolume"] > 0
+    assert "hypervolume" in render(study(complete(3, 0.5, 1e6)))
+
+
+def test_all_failed_and_empty_studies_report_nothing_to_rank(tmp_path):
+    for summary in (study(failed(0, "CUDA out of memory\nTraceback ..."), failed(1)), study()):
+        report = report_dict(summary)
+        assert report["pareto"] == [] and report["hypervolume"] == 0.0
+        assert report["knee"] is None and report["reference_point"] == {}
+        text = render(summary)
+        assert "No completed trials" in text
+        html_path = tmp_path / "report.html"
+        assert write_html(summary, html_path) == []
+        assert "No completed trials" in html_path.read_text()
+        write_csv(summary, tmp_path / "trials.csv")
+    assert "CUDA out of memory" in render(study(failed(0, "CUDA out of memory\nTraceback ...")))
+
+
+def test_non_finite_objective_values_are_left_out_of_the_front_and_written_as_null():
+    summary = study(complete(0, 0.9, 200.0), complete(1, float("inf"), 100.0))
+    report = report_dict(summary)
+    assert report["pareto"] == [0]
+    assert report["trials"][1]["values"]["accuracy"] is None
+
+
+def test_csv_has_one_row_per_trial_with_objectives_and_flattened_metrics_and_config(tmp_path):
+    path = tmp_path / "trials.csv"
+    write_csv(mixed_study(), path)
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["number"] for row in rows] == [str(n) for n in range(9)]
+    assert rows[0]["accuracy"] == "0.9" and rows[0]["metrics.cost.params"] == "0" and rows[0]["config.name"] == "t0"
+    assert [row["pareto"] for row in rows[:5]] == ["1", "1", "1", "0", "0"]
+    assert rows[5]["state"] == "FAIL" and rows[5]["error"] == "loss became NaN" and rows[5]["accuracy"] == ""
+
+
+def test_html_escapes_user_strings_and_needs_no_network(tmp_path):
+    summary = StudySummary(MALICIOUS, ACC_MACS, [complete(0, 0.9, 200.0, name=MALICIOUS, mixer={"kind": MALICIOUS}),
+                                                 complete(1, 0.8, 100.0), failed(2, MALICIOUS)])
+    path = tmp_path / "report.html"
+    write_html(summary, path)
+    page = path.read_text()
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;" in page
+    assert "http://" not in page and "https://" not in page  # everything inline
+
+
+def test_terminal_table_shows_config_text_verbatim_not_as_rich_markup():
+    text = render(study(complete(0, 0.9, 1.0, name="[bold]x[/bold]")))
+    assert "[bold]x[/bold]" in text
+
+
+def test_html_has_a_pair_plot_per_objective_pair_and_parallel_coordinates_saved_as_png(tmp_path):
+    objectives = [Objective("accuracy", "maximize"), Objective("macs", "minimize"),
+                  Objective("robust$ness", "maximize"), Objective("latency ms", "minimize")]
+    trials = [TrialRecord(n, "COMPLETE", {"accuracy": a, "macs": m, "robust$ness": r, "latency ms": lat}, {"name": "x"},
+                          {}) for n, (a, m, r, lat) in enumerate([(0.9, 3, 0.5, 2.0), (0.8, 1, 0.6, 1.0),
+                                                                  (0.7, 2, 0.4, 3.0)])]
+    path = tmp_path / "report.html"
+    pngs = write_html(StudySummary("four", objectives, trials), path)
+    assert len(pngs) == 6 + 1
+    assert all(png.parent == tmp_path and png.read_bytes().startswith(PNG_SIGNATURE) for png in pngs)
+    assert path.read_text().count('src="data:image/png;base64,') == 7
+
+
+def test_report_modules_import_no_optuna_ray_or_torch():
+    code = ("import sys, vitnas.nas.pareto, vitnas.nas.report, vitnas.nas.report_html, vitnas.nas.report_plots; "
+            "print(sorted(m for m in ('optuna', 'ray', 'torch') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
