@@ -1,7 +1,6 @@
 """The `vitnas` Typer app: registers each command module; a UserError anywhere becomes one line on stderr, exit 2."""
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -12,12 +11,12 @@ from vitnas.search_spaces.errors import UserError
 class _UserErrorGroup(TyperGroup):
     """Catches UserError at the root so every command, nested or not, answers bad input the same way."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            click.echo(f"error: {err}", err=True)
-            raise click.exceptions.Exit(2) from None
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(cls=_UserErrorGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,

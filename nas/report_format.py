@@ -12,11 +12,24 @@ def format_number(value) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _architecture_summary(config: dict) -> str:
+    """An architecture config in one line: stem/patch | mixer width x depth per stage | block, norm, act, head."""
+    stem = config["stem"]
+    stages = " > ".join(
+        f"{s['mixer']['kind']}{s['mixer'].get('kernel_size') or ''} {s['width']}x{s['depth']}" for s in config["stages"])
+    return f"{stem.get('kind')}/p{stem.get('patch_size')} | {stages} | " + ", ".join(
+        str(config.get(k)) for k in ("block", "norm", "act", "head") if config.get(k) is not None)
+
+
 def config_summary(config: dict) -> str:
-    """One line of key=value pairs of a config (name first), cut to CONFIG_SUMMARY_CHARS characters."""
-    items = flatten(config)
-    ordered = ([f"name={items.pop('name')}"] if "name" in items else []) + [f"{k}={v}" for k, v in items.items()]
-    line = ", ".join(ordered)
+    """One line describing a config: architecture configs by their shape, others as key=value pairs (name first),
+    cut to CONFIG_SUMMARY_CHARS characters."""
+    try:
+        line = _architecture_summary(config)
+    except (KeyError, TypeError, AttributeError):
+        items = flatten(config)
+        ordered = ([f"name={items.pop('name')}"] if "name" in items else []) + [f"{k}={v}" for k, v in items.items()]
+        line = ", ".join(ordered)
     return line if len(line) <= CONFIG_SUMMARY_CHARS else line[:CONFIG_SUMMARY_CHARS - 3] + "..."
 
 

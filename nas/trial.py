@@ -46,8 +46,9 @@ def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: T
     """Everything measured on a trained model: accuracies, cost, latency and the robustness suite."""
     cost = count_cost(arch)
     x_rob, y_rob = (data.x_val, data.y_val) if settings.robustness_split == "val" else (data.x_test, data.y_test)
-    robustness = evaluate_robustness(model, x_rob[: settings.robustness_images], y_rob[: settings.robustness_images],
-                                     parse_suite(settings.robustness), device=device, seed=settings.train.seed)
+    robustness = evaluate_robustness(model, x_rob, y_rob, parse_suite(settings.robustness), device=device,
+                                     seed=settings.train.seed, max_images=settings.robustness_images)
+    rob = robustness.to_dict()  # JSON-safe: NaN (e.g. relative to a zero clean accuracy) becomes null
     sample_shape = (arch.in_chans, arch.image_size, arch.image_size)
     test_accuracy = evaluate_accuracy(model, data.x_test, data.y_test, device=device)
     return {
@@ -63,8 +64,7 @@ def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: T
         "latency_batch": settings.latency_batch,
         "robustness": robustness.score,
         "robustness_clean": robustness.clean,
-        "robustness_components": robustness.components,
-        "robustness_relative": robustness.relative,
+        **{f"robustness_{key}": value for key, value in rob.items() if key in ("components", "relative", "details")},
         "robustness_suite": settings.robustness,
         "robustness_split": settings.robustness_split,
     }

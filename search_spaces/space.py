@@ -77,17 +77,20 @@ class Space:
     # ---- suggesting
     def suggest(self, trial: Suggester, image_size: int, in_chans: int, num_classes: int) -> ArchConfig:
         pick = _Picker(trial)
-        stems = [s for s in self.choices["stem"] if _patches(self.choices["patch_size"], s, image_size)]
+        # patch sizes must divide the image and leave a grid that some listed stage count can halve
+        patches = {kind: [p for p in _patches(self.choices["patch_size"], kind, image_size)
+                          if set(_stage_counts(image_size // p)) & set(self.choices["num_stages"])]
+                   for kind in self.choices["stem"]}
+        stems = [s for s in self.choices["stem"] if patches[s]]
         if not stems:
             raise UserError(f"space {self.name}: no patch_size in {list(self.choices['patch_size'])} fits "
-                            f"{image_size}x{image_size} images; add a divisor of {image_size}")
+                            f"{image_size}x{image_size} images with num_stages {list(self.choices['num_stages'])}; "
+                            f"add a divisor of {image_size}")
         stem_kind = pick("stem", self.choices["stem"], stems)
-        patch = pick(f"patch_size.{stem_kind}", self.choices["patch_size"],
-                     _patches(self.choices["patch_size"], stem_kind, image_size))
+        patch = pick(f"patch_size.{stem_kind}", self.choices["patch_size"], patches[stem_kind])
         stem = StemConfig(stem_kind, patch, pick("stem_act_norm", self.choices["stem_act_norm"]))
         grid = image_size // patch
-        num_stages = pick("num_stages", self.choices["num_stages"],
-                          [n for n in self.choices["num_stages"] if n == 1 or _grids(grid, n)[-2] >= 2])
+        num_stages = pick("num_stages", self.choices["num_stages"], _stage_counts(grid))
         stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(_grids(grid, num_stages)))
         kinds = [s.mixer.kind for s in stages]
         head = pick("head", self.choices["head"], ["gap", "cls"] if kinds == ["attention"] else ["gap"])
@@ -165,6 +168,9 @@ class _Picker:
         allowed = list(listed) if allowed is None else [c for c in listed if c in allowed]
         if len(allowed) < len(listed):
             name = f"{name}[{','.join(map(str, allowed))}]"
+        if not allowed:
+            raise UserError(f"space: no choice of {name.split('[')[0]} in {list(listed)} fits this model and data "
+                            "set; widen that list in the space file")
         if len(allowed) == 1:
             return allowed[0]  # nothing to choose: no parameter, as Optuna's conditional spaces do
         return self.trial.suggest_categorical(name, allowed)
@@ -178,6 +184,11 @@ class _Picker:
 def _patches(listed: tuple, stem_kind: str, image_size: int) -> list[int]:
     ok = [p for p in listed if image_size % p == 0]
     return [p for p in ok if p >= 2 and p & (p - 1) == 0] if stem_kind == "conv" else ok
+
+
+def _stage_counts(grid: int) -> list[int]:
+    """Stage counts a grid allows: every downsampling needs a grid of at least 2x2 to halve."""
+    return [n for n in range(1, MAX_STAGES + 1) if n == 1 or _grids(grid, n)[-2] >= 2]
 
 
 def _grids(grid: int, num_stages: int) -> list[int]:

@@ -1,12 +1,10 @@
 """The trainer on a tiny model and synthetic data: it learns, is deterministic for a seed, and stops as promised."""
-import math
-
 import pytest
 import torch
 from torch import nn
 
 from vitnas.nas.data import Normalize, load_dataset
-from vitnas.nas.trainer import TrainSettings, augment, evaluate_accuracy, predict_logits, train
+from vitnas.nas.trainer import TrainSettings, augment, evaluate_accuracy, predict_logits, resolve_device, train
 from vitnas.search_spaces.errors import UserError
 
 
@@ -93,8 +91,9 @@ def test_settings_validate_the_budget():
     assert TrainSettings().epochs == 10 and TrainSettings(seconds=5).epochs is None
     with pytest.raises(UserError, match="not both"):
         TrainSettings(epochs=3, seconds=5)
-    with pytest.raises(UserError, match="no CUDA GPU") if not torch.cuda.is_available() else pytest.raises(Exception):
-        train(nn.Linear(1, 1), None, TrainSettings(device="cuda"))
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no CUDA GPU"):
+            resolve_device("cuda")
 
 
 def test_augment_translates_and_flips_without_changing_values():
@@ -105,4 +104,3 @@ def test_augment_translates_and_flips_without_changing_values():
     assert all(torch.equal(f, x[i]) or torch.equal(f, x[i].flip(2)) for i, f in enumerate(flipped))
     shifted = augment(x, 1, False, generator)
     assert shifted.shape == x.shape and set(shifted.unique().tolist()) <= set(x.unique().tolist()) | {0}
-    assert math.isclose(float((shifted == 0).float().mean()), float((shifted == 0).float().mean()))

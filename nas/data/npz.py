@@ -1,7 +1,7 @@
 """`.npz` archives with x_train, y_train, x_test, y_test (and optionally `classes`), read without pickle.
 
-Image layout: (N, H, W) is grayscale; 4-D arrays are NHWC when the last axis has 1, 3 or 4 entries, otherwise NCHW
-(a 4th channel is dropped as alpha). uint8 is taken as is, floats in [0, 1] are scaled to 0..255.
+Image layout: (N, H, W) is grayscale; a 4-D array is NCHW when axis 1 has 1, 3 or 4 entries and axes 2, 3 are equal
+(square images), otherwise NHWC when the last axis has 1, 3 or 4 entries; a 4th channel is dropped as alpha. uint8 is taken as is, floats in [0, 1] are scaled to 0..255.
 """
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ _KEYS = ("x_train", "y_train", "x_test", "y_test")
 def _images(x: np.ndarray, where: str) -> np.ndarray:
     if x.ndim == 3:
         x = x[:, None]
-    elif x.ndim == 4 and x.shape[3] in (1, 3, 4):
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim != 4 or x.shape[1] not in (1, 3, 4):
+    elif x.ndim == 4:
+        channels_first = x.shape[1] in (1, 3, 4) and x.shape[2] == x.shape[3]
+        if not channels_first and x.shape[3] in (1, 3, 4):
+            x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3, 4):
         raise UserError(f"{where}: images must be (N, H, W), NHWC or NCHW with 1 or 3 channels, found shape {x.shape}")
     x = x[:, :3]
     if x.shape[2] != x.shape[3]:

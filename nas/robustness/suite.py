@@ -21,8 +21,8 @@ Kinds and their levels (`kind` or its long name is accepted):
 Example: ``gaussian:0.04,0.08;fgsm:1,2;pgd:2;jpeg:3;patch:0.1``. A repeated part is measured once.
 
 Named suites:
-- ``default`` = ``gaussian:0.04,0.08;lowfreq:0.08;highfreq:0.08;blur:3;contrast:3;jpeg:3;fgsm:1`` (cheap: seven
-  forward passes and one backward pass over the images);
+- ``default`` = ``gaussian:0.04,0.08;lowfreq:0.08;highfreq:0.08;blur:3;contrast:3;jpeg:3;fgsm:1`` (cheap: with the
+  clean pass, nine forward passes and one backward pass over the images);
 - ``full`` = every kind: gaussian at the five CIFAR-10-C sigmas, both frequency bands at 0.04 and 0.08, all eight
   corruptions at severities 1..5, FGSM and PGD at 1, 2, 4, 8 / 255, patches of 5 % and 10 % area;
 - ``none`` = no parts; the robustness score is then the clean accuracy (a defined number keeps a search's

@@ -1,4 +1,6 @@
 """The `--sampler` names and the Optuna sampler each one makes."""
+import warnings
+
 import optuna
 
 from vitnas.search_spaces.errors import UserError
@@ -6,8 +8,10 @@ from vitnas.search_spaces.errors import UserError
 
 def _tpe(seed: int) -> optuna.samplers.BaseSampler:
     # multivariate TPE models the joint choices (mixer x width x depth); constant_liar keeps parallel trials apart
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                      n_startup_trials=8, warn_independent_sampling=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # `group` works; it is only young
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=8)
 
 
 def _qmc(seed: int) -> optuna.samplers.BaseSampler:

@@ -91,7 +91,11 @@ class OptunaSearcher(Searcher):
         payload.setdefault("duration_s", time.monotonic() - started)
         self.listener.trial_finished(self.store.finish(trial, config, payload))
 
-    # The Optuna storage is the search's checkpoint; Tune's own searcher checkpoints are not needed.
+    # The Optuna storage is the search's checkpoint: Tune's own copies of this searcher (it pickles the Tuner to
+    # disk, and checkpoints searchers) carry no state, and the live study, view and locks stay in the driver.
+    def __getstate__(self) -> dict:
+        return {}
+
     def save(self, checkpoint_path: str) -> None:
         pass
 

@@ -1,0 +1,152 @@
+"""Trainer speed: throughput against a minimal hand-written loop, and achieved FLOP/s against the matmul peak.
+
+    python benchmarks/bench_trainer.py [--rounds 5] [--batch-size 128] [--images 2048]
+
+1. `vitnas.nas.trainer.train` (its defaults: crop + flip augmentation, label smoothing, gradient clipping,
+   warm-up + cosine, NaN checks) against a bare loop (index a batch, forward, cross-entropy, backward, AdamW step)
+   training the same model on the same data at the same batch size, one epoch each, alternating in one process so
+   both see the same load from other users of the machine; the ratio of median images/s is printed (target >= 0.95).
+2. Training FLOP/s for that model (FLOPs of one forward + backward counted by torch's FlopCounterMode) as a fraction
+   of the fp32 matmul peak measured in the same run, and a profile of where a training step spends its time.
+3. On a GPU, if one is present, the same with bf16 autocast, channels-last and the data on the device.
+
+The model is the search space's default architecture for 32x32 RGB with 10 classes (Normalize + build_model).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from vitnas.nas.data import Dataset, Normalize, load_dataset
+from vitnas.nas.trainer import TrainSettings, train
+from vitnas.search_spaces.model import build_model
+from vitnas.search_spaces.space import load_space
+
+_MATMUL_OPS = ("mm", "addmm", "bmm", "matmul", "linear", "convolution", "conv", "baddbmm")
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Best FLOP/s of a square torch.mm over a few tries."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    best = 0.0
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_loop_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: Dataset, batch_size: int,
+                    device: torch.device) -> float:
+    """One epoch of the minimal loop a person would write; returns images per second."""
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    order = torch.randperm(len(y), device=device)
+    steps = len(y) // batch_size
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        indices = order[i * batch_size:(i + 1) * batch_size]
+        images = x[indices].float().div_(255.0)
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = F.cross_entropy(model(images).float(), y[indices])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    _sync(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+def training_flops_per_image(model: nn.Module, data: Dataset, batch_size: int, device: torch.device) -> float:
+    images = data.x_train[:batch_size].to(device).float() / 255.0
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(images).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch_size
+
+
+def matmul_time_share(model: nn.Module, data: Dataset, batch_size: int) -> tuple[float, list[tuple[str, float]]]:
+    """Share of a CPU training step's operator time in matmul/conv kernels, and the five costliest operators."""
+    images = data.x_train[:batch_size].float() / 255.0
+    labels = data.y_train[:batch_size]
+    optimizer = torch.optim.AdamW(model.parameters())
+    for _ in range(2):  # warm up allocator and kernels before profiling
+        F.cross_entropy(model(images), labels).backward()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+    events = [e for e in profile.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if any(op in e.key for op in _MATMUL_OPS))
+    top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:5]
+    return matmul / total, [(e.key, e.self_cpu_time_total / total) for e in top]
+
+
+def compare(data: Dataset, model: nn.Module, device: torch.device, rounds: int, batch_size: int) -> None:
+    peak_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_peak(device, peak_dtype)
+    flops = training_flops_per_image(copy.deepcopy(model).to(device), data, batch_size, device)
+    print(f"\n== {device.type}: {peak_dtype} matmul peak {peak / 1e9:,.0f} GFLOP/s; "
+          f"model {sum(p.numel() for p in model.parameters()):,} params, {flops / 1e6:.1f} MFLOP per training image")
+
+    trainer_model, bare_model = copy.deepcopy(model), copy.deepcopy(model).to(device)
+    bare_optimizer = torch.optim.AdamW(bare_model.parameters(), lr=1e-3)
+    settings = TrainSettings(epochs=1, batch_size=batch_size, device=str(device), flip=True)
+    trainer_rates, bare_rates = [], []
+    for round_index in range(rounds + 1):  # round 0 warms both up and is not counted
+        trainer_rate = train(trainer_model, data, settings).images_per_second
+        bare_rate = bare_loop_epoch(bare_model, bare_optimizer, data, batch_size, device)
+        if round_index:
+            trainer_rates.append(trainer_rate)
+            bare_rates.append(bare_rate)
+    trainer_median, bare_median = statistics.median(trainer_rates), statistics.median(bare_rates)
+    print(f"trainer   {trainer_median:8.0f} img/s   (rounds: {', '.join(f'{r:.0f}' for r in trainer_rates)})")
+    print(f"bare loop {bare_median:8.0f} img/s   (rounds: {', '.join(f'{r:.0f}' for r in bare_rates)})")
+    print(f"ratio trainer / bare loop: {trainer_median / bare_median:.3f}  (target >= 0.95)")
+    achieved = flops * trainer_median
+    print(f"achieved training throughput {achieved / 1e9:.1f} GFLOP/s = {achieved / peak:.1%} of the matmul peak")
+    if device.type == "cpu":
+        share, top = matmul_time_share(copy.deepcopy(model), data, batch_size)
+        print(f"operator time in matmul/conv kernels: {share:.0%}; costliest operators: "
+              + ", ".join(f"{name} {part:.0%}" for name, part in top))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="counted epochs per contender")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--images", type=int, default=2048, help="synthetic 32x32 RGB training images")
+    args = parser.parse_args()
+    data = load_dataset(f"synthetic:n={args.images},size=32,chans=3,classes=10", val_fraction=0.05)
+    torch.manual_seed(0)
+    config = load_space("metaformer").default_config(data.image_size, data.in_chans, data.num_classes)
+    model = nn.Sequential(Normalize(data.mean, data.std), build_model(config))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "
+          f"{len(data.x_train)} training images, model: search space default for 32x32x3 ({config.to_dict()['stages']})")
+    compare(data, model, torch.device("cpu"), args.rounds, args.batch_size)
+    if torch.cuda.is_available():
+        compare(data, model, torch.device("cuda"), args.rounds, args.batch_size)
+    else:
+        print("\n== cuda: skipped (no GPU on this machine)")
+
+
+if __name__ == "__main__":
+    main()

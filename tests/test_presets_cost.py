@@ -1,0 +1,86 @@
+"""Presets reproduce published counts; the cost model's totals, parts and latency behave."""
+import pytest
+import torch
+
+from vitnas.nas.cost import count_cost, measure_latency, measure_peak_memory
+from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.errors import UserError
+from vitnas.search_spaces.model import build_model
+from vitnas.search_spaces.presets import load_preset, preset_names
+
+# published params (exact) and GMACs (within 2 %) at 224x224x3, 1000 classes
+PUBLISHED = {
+    "poolformer_s12": (11_915_176, 1.82), "poolformer_s24": (21_388_968, 3.41),
+    "deit_tiny": (5_717_416, 1.26), "deit_small": (22_050_664, 4.61),
+    "convmixer_1536_20": (51_625_960, 51.10), "mixer_s16": (18_528_264, 3.79),
+}
+# the rest of each family: parameter counts equal timm's models of the same name
+TIMM_PARAMS = {
+    "poolformer_s36": 30_862_760, "poolformer_m36": 56_172_520, "poolformer_m48": 73_473_448,
+    "deit_base": 86_567_656, "vit_base_patch32": 88_224_232, "vit_large_patch16": 304_326_632,
+    "convmixer_768_32": 21_110_248, "convmixer_1024_20_ks9_p14": 24_383_464,
+    "mixer_b16": 59_880_472, "mixer_b32": 60_293_428, "mixer_l16": 208_196_168,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_params_exact_and_macs_within_2_percent(name):
+    params, gmacs = PUBLISHED[name]
+    cost = count_cost(load_preset(name))
+    assert cost.params == params
+    assert abs(cost.macs / 1e9 - gmacs) / gmacs <= 0.02
+    assert cost.flops == 2 * cost.macs
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_PARAMS))
+def test_family_params(name):
+    with torch.device("meta"):
+        model = build_model(load_preset(name))
+    assert sum(p.numel() for p in model.parameters()) == TIMM_PARAMS[name]
+
+
+def test_every_preset_is_covered_and_unknown_is_a_user_error():
+    assert set(preset_names()) == set(PUBLISHED) | set(TIMM_PARAMS)
+    with pytest.raises(UserError, match="preset: got 'resnet50'; allowed: convmixer"):
+        load_preset("resnet50")
+
+
+def test_parts_add_up_and_have_shapes():
+    cost = count_cost(load_preset("poolformer_s12"))
+    assert [p.name for p in cost.parts] == ["stem", "stage 1", "stage 2", "stage 3", "stage 4", "head"]
+    assert sum(p.params for p in cost.parts) == cost.params
+    assert sum(p.macs for p in cost.parts) == cost.macs
+    assert sum(p.activation_bytes for p in cost.parts) == cost.activation_bytes > 0
+    assert [p.output_shape for p in cost.parts][1:5] == [(1, 56, 56, 64), (1, 28, 28, 128), (1, 14, 14, 320),
+                                                         (1, 7, 7, 512)]
+
+
+def _tiny() -> ArchConfig:
+    return ArchConfig.from_dict({"image_size": 8, "in_chans": 1, "num_classes": 2, "stem": {"patch_size": 2},
+                                 "stages": [{"depth": 1, "width": 8, "mixer": {"kind": "attention", "heads": 2}}]})
+
+
+def test_attention_macs_follow_the_convention():
+    cfg = _tiny()
+    tokens, width = 16, 8
+    linear = tokens * (width * 3 * width + width * width + 2 * width * 4 * width) + width * 2
+    stem = tokens * 4 * width
+    attention = 2 * tokens * tokens * width  # Q @ K^T and softmax @ V over all heads
+    assert count_cost(cfg).macs == stem + linear + attention
+
+
+def test_counting_a_model_matches_its_config_and_leaves_weights_alone():
+    cfg = _tiny()
+    model = build_model(cfg)
+    before = [p.clone() for p in model.parameters()]
+    assert count_cost(model) == count_cost(cfg)
+    wrapped = torch.nn.Sequential(torch.nn.Identity(), model)
+    assert count_cost(wrapped, (1, 8, 8)).macs == count_cost(cfg).macs
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_latency_and_peak_memory():
+    model = build_model(_tiny())
+    assert measure_latency(model, (1, 8, 8), batch_size=4, device="cpu", repeats=2) > 0
+    assert model.training  # mode restored
+    assert measure_peak_memory(model, (1, 8, 8), 4, "cpu") is None
