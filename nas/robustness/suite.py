@@ -1,6 +1,6 @@
 """What a robustness suite measures, and the one-line grammar that names it.
 
-Grammar (whitespace ignored)::
+Grammar (whitespace and case ignored)::
 
     suite  := "default" | "full" | "none" | group (";" group)*
     group  := kind [":" level ("," level)*]        # no levels: the kind's default levels
@@ -12,13 +12,18 @@ Kinds and their levels (`kind` or its long name is accepted):
 | gaussian    | gaussian_noise  | noise sigma, [0,1] pixel units, 0..1    | 0.04, 0.08     |
 | lowfreq     | low_freq_noise  | noise std (RMS) below the cutoff, 0..1  | 0.08           |
 | highfreq    | high_freq_noise | noise std (RMS) above the cutoff, 0..1  | 0.08           |
-| blur, contrast, brightness, shot, impulse, pixelate, jpeg, fog          | severity 1..5 | 3 |
+| blur        | gaussian_blur   | severity 1..5 (see corruptions.py)      | 3              |
+| contrast, brightness, pixelate, jpeg, fog (same names)  | severity 1..5 | 3              |
+| shot        | shot_noise      | severity 1..5                           | 3              |
+| impulse     | impulse_noise   | severity 1..5                           | 3              |
 | corruptions | -               | severity 1..5, for all eight above      | 3              |
 | fgsm        | -               | L-inf epsilon in 1/255 units, 0..255    | 1              |
 | pgd         | -               | L-inf epsilon in 1/255 units, 0..255    | 2              |
 | patch       | -               | patch area as a fraction of the image   | 0.1            |
 
-Example: ``gaussian:0.04,0.08;fgsm:1,2;pgd:2;jpeg:3;patch:0.1``. A repeated part is measured once.
+Example: ``gaussian:0.04,0.08;fgsm:1,2;pgd:2;jpeg:3;patch:0.1``. A repeated part is measured once. Component
+names are ``<long name>@<level>``, e.g. ``gaussian_noise@0.04``, ``jpeg@3``, ``pgd@2``, ``patch@0.1``. The
+low/high band boundary is at half the Nyquist frequency (radius, see frequency.py).
 
 Named suites:
 - ``default`` = ``gaussian:0.04,0.08;lowfreq:0.08;highfreq:0.08;blur:3;contrast:3;jpeg:3;fgsm:1`` (cheap: with the
@@ -29,8 +34,8 @@ Named suites:
   objective valid).
 
 Attack settings are fields of `Suite`: PGD takes `pgd_steps` steps of `pgd_step_factor * eps / pgd_steps`
-(Madry et al.'s 2.5 eps / steps); the patch takes `patch_steps` signed-gradient steps of `patch_step_size`. The
-low/high band boundary is `frequency_cutoff` (fraction of Nyquist).
+(Madry et al.'s 2.5 eps / steps); the patch takes `patch_steps` signed-gradient steps of `patch_step_size`; the
+band boundary is `frequency_cutoff`.
 """
 
 from __future__ import annotations

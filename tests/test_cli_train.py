@@ -1,0 +1,71 @@
+"""`vitnas train` and `vitnas evaluate` through Typer's runner: the JSON contract, checkpoints, bad input."""
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vitnas.cli.app import app
+
+DATA = "synthetic:n=128,size=8,chans=1,classes=3"
+CONTRACT = {"accuracy", "val_accuracy", "params", "macs", "flops", "latency_ms", "robustness",
+            "robustness_components", "train_seconds", "images_per_second"}
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt") / "m"
+    result = runner.invoke(app, ["train", "--dataset", DATA, "--epochs", "2", "--robustness", "gaussian:0.1;fgsm:1",
+                                 "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_json_has_every_contract_key(trained):
+    _, metrics = trained
+    assert CONTRACT <= set(metrics)
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["robustness"] <= 1
+    assert set(metrics["robustness_components"]) == {"gaussian_noise@0.1", "fgsm@1"}
+    assert isinstance(metrics["params"], int) and metrics["flops"] == 2 * metrics["macs"]
+
+
+def test_evaluate_remeasures_the_saved_model(trained, tmp_path):
+    out, metrics = trained
+    heatmap = tmp_path / "fourier.png"
+    result = runner.invoke(app, ["evaluate", str(out), "--robustness", "gaussian:0.1;fgsm:1", "--heatmap",
+                                 str(heatmap), "--json"])
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+    assert again["robustness_components"] == pytest.approx(metrics["robustness_components"])
+    assert heatmap.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--dataset", DATA, "--epochs", "1", "--time", "5"], "--epochs and --time"),
+    (["train", "--dataset", DATA, "--preset", "deit_tiny"], "patch"),
+    (["train", "--dataset", DATA, "--robustness", "gaussian:banana"], "banana"),
+    (["train", "--dataset", "/no/such/data"], "/no/such/data"),
+    (["evaluate", "/no/such/checkpoint"], "missing"),
+    (["search", "--dataset", DATA, "--objectives", "test_accuracy"], "never ranks on test"),
+    (["search", "--dataset", DATA, "--max-macs", "lots"], "--max-macs"),
+    (["search", "--dataset", DATA, "--sampler", "annealing"], "--sampler"),
+    (["search", "--dataset", DATA, "--resume"], "--study"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, fragment, tmp_path):
+    out = [] if args[0] == "evaluate" else ["--out", str(tmp_path / "o")]
+    result = runner.invoke(app, args + out)
+    assert result.exit_code == 2, result.output
+    assert fragment in result.stderr and "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_checkpoint_is_a_user_error(trained, tmp_path):
+    out, _ = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("config.yaml", "metrics.json"):
+        (broken / name).write_bytes((out / name).read_bytes())
+    (broken / "model.pt").write_bytes((out / "model.pt").read_bytes()[:100])
+    result = runner.invoke(app, ["evaluate", str(broken), "--json"])
+    assert result.exit_code == 2 and "corrupt" in result.stderr
