@@ -129,3 +129,7 @@ def search(
         run_search(settings, store, view)
     print_report(store.summary(), Console())
     Console().print(f"report again with: vitnas report {store.directory}")
+    if store.counted_trials() < trials:  # Ctrl-C: Ray Tune stopped the trials; every finished one is stored
+        console.print(f"stopped after {store.counted_trials()} of {trials} trials: continue with the same command "
+                      f"and --study {name} --resume")
+        raise typer.Exit(130)

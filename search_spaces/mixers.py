@@ -37,7 +37,8 @@ class Attention(nn.Module):
         tokens = x.reshape(shape[0], -1, shape[-1])
         n, length, dim = tokens.shape
         qkv = self.qkv(tokens).view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], scale=self.scale)
+        q, k, v = qkv.unbind(0)  # unbind's backward is one stack; indexing would zero-fill qkv's grad per slice
+        out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(n, length, dim)).view(shape)
 
 

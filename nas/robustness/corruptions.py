@@ -15,7 +15,9 @@ severity, from CIFAR-10-C's 32x32 settings unless noted:
 | fog           | fog strength (low-frequency grey field)     | 0.2, 0.5, 0.75, 1.0, 1.5        |
 
 Fog differs from CIFAR-10-C's plasma fractal: its field is low-pass Gaussian noise (radius <= 0.25 Nyquist) scaled
-to [0,1] per image; the fractal's roughness parameter is not modelled.
+to [0,1] per image; the fractal's roughness parameter is not modelled. Blur truncates the kernel at 3 sigma and
+reflects at the borders (scikit-image, used by CIFAR-10-C, truncates at 4 sigma and repeats the edge): a negligible
+difference at these sigmas.
 """
 
 from __future__ import annotations
@@ -43,23 +45,31 @@ CORRUPTIONS = tuple(SEVERITY_PARAMETERS)
 FOG_CUTOFF = 0.25
 
 
+def _blur_matrix(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    """(size, size) matrix applying a 1-D Gaussian of radius ceil(3 sigma) with reflected borders along one axis."""
+    radius = min(math.ceil(3 * sigma), size - 1)  # reflection must stay inside the image
+    offsets = torch.arange(-radius, radius + 1, device=device)
+    weights = torch.exp(-(offsets.float() ** 2) / (2 * sigma**2))
+    weights = weights / weights.sum()
+    sources = torch.arange(size, device=device)[:, None] + offsets[None, :]
+    sources = sources.abs()
+    sources = torch.where(sources > size - 1, 2 * (size - 1) - sources, sources)
+    matrix = torch.zeros((size, size), device=device)
+    return matrix.scatter_add_(1, sources, weights.expand(size, -1).contiguous())
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with a kernel of radius ceil(3 sigma), reflecting at the borders."""
+    """Separable Gaussian blur with reflected borders, done as two small matrix products (faster than depthwise
+    convolution on CPU)."""
     if sigma == 0:
         return x
-    channels, height, width = x.shape[1:]
-    radius = min(math.ceil(3 * sigma), height - 1, width - 1)  # reflect padding must stay inside the image
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    padded = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    height, width = x.shape[2:]
+    return _blur_matrix(height, sigma, x.device) @ x @ _blur_matrix(width, sigma, x.device).T
 
 
 def contrast(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Pull every pixel towards the image's mean (over channels and space) by `factor` (1 = unchanged)."""
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    """Pull every pixel towards its channel's spatial mean by `factor` (1 = unchanged), as CIFAR-10-C does."""
+    mean = x.mean(dim=(2, 3), keepdim=True)
     return ((x - mean) * factor + mean).clamp(0.0, 1.0)
 
 

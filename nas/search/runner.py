@@ -115,6 +115,7 @@ def run_search(settings: SearchSettings, store: StudyStore, listener: SearchList
         )
         tuner.fit()
     finally:
+        searcher.interrupt_running()
         ray.shutdown()
     if searcher.error is not None:
         raise searcher.error

@@ -91,6 +91,12 @@ class OptunaSearcher(Searcher):
         payload.setdefault("duration_s", time.monotonic() - started)
         self.listener.trial_finished(self.store.finish(trial, config, payload))
 
+    def interrupt_running(self) -> None:
+        """The search stops with trials in flight (Ctrl-C): record them as interrupted and queue them again."""
+        for trial, _, _ in self._running.values():
+            self.store.interrupt(trial)
+        self._running.clear()
+
     # The Optuna storage is the search's checkpoint: Tune's own copies of this searcher (it pickles the Tuner to
     # disk, and checkpoints searchers) carry no state, and the live study, view and locks stay in the driver.
     def __getstate__(self) -> dict:

@@ -130,13 +130,16 @@ class StudyStore:
             driver = frozen.user_attrs.get("driver", {})
             if driver.get("host") != host or _pid_alive(int(driver.get("pid", -1))):
                 continue  # another driver's live trial (e.g. a shared PostgreSQL study)
-            trial = optuna.trial.Trial(self.study, frozen._trial_id)
-            trial.set_user_attr("interrupted", True)
-            trial.set_user_attr("error", "interrupted: the driver stopped before this trial finished; re-queued")
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
+            self.interrupt(optuna.trial.Trial(self.study, frozen._trial_id))
             recovered.append(frozen.number)
         return recovered
+
+    def interrupt(self, trial: optuna.trial.Trial) -> None:
+        """A trial whose run was cut off (Ctrl-C, killed driver): failed as interrupted, its config queued again."""
+        trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("error", "interrupted: the driver stopped before this trial finished; re-queued")
+        frozen = self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
 
     # -- one trial's life ------------------------------------------------------------------------------------
     def ask(self) -> optuna.trial.Trial:
@@ -167,9 +170,11 @@ class StudyStore:
         folder = self.directory / "trials" / f"{trial.number:04d}"
         folder.mkdir(parents=True, exist_ok=True)
         write_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        timing = {key: payload.get(key) for key in ("duration_s", "started_at", "finished_at")}
         write_atomic(folder / "metrics.json", json.dumps({"status": payload.get("status"), "error": error,
-                                                          "seed": self.spec.seed, "metrics": metrics,
-                                                          "history": payload.get("history", [])}, indent=2))
+                                                          "seed": self.spec.seed, "timing": timing,
+                                                          "metrics": metrics, "history": payload.get("history", [])},
+                                                         indent=2))
         write_atomic(folder / "log.txt", payload.get("log", ""))
         trial.set_user_attr("config", config)
         trial.set_user_attr("metrics", metrics)

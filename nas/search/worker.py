@@ -18,7 +18,7 @@ from vitnas.search_spaces.config import ArchConfig
 def run_trial_in_worker(config: dict, *, data, settings: TrialSettings, threads: int) -> None:
     torch.set_num_threads(threads)
     log = io.StringIO()
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
 
     def on_epoch(epoch) -> None:
         log.write(f"epoch {epoch.epoch}: loss {epoch.train_loss:.4f} train acc {epoch.train_accuracy:.4f} "
@@ -35,6 +35,6 @@ def run_trial_in_worker(config: dict, *, data, settings: TrialSettings, threads:
     except Exception as err:  # noqa: BLE001 -- any failure of one architecture is that trial's result
         payload = {"status": "failed", "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
         log.write(traceback.format_exc())
-    payload["duration_s"] = time.monotonic() - started
+    payload.update(duration_s=time.monotonic() - started, started_at=started_at, finished_at=time.time())
     payload["log"] = log.getvalue()
     tune.report({"vitnas_outcome": json.dumps(payload, default=float)})
