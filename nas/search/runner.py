@@ -2,7 +2,7 @@
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vitnas.nas.cost import count_cost
@@ -78,6 +78,26 @@ def _start_ray(settings: SearchSettings) -> None:
              logging_level=logging.ERROR, configure_logging=True)
 
 
+def _check_cluster_fits(settings: SearchSettings) -> None:
+    """Tune would wait forever for resources no node has: say so instead."""
+    import ray
+
+    have = ray.cluster_resources()
+    for name, per_trial, option in (("CPU", settings.cpus_per_trial, "--cpus-per-trial"),
+                                    ("GPU", settings.gpus_per_trial, "--gpus-per-trial")):
+        if per_trial > have.get(name, 0):
+            raise UserError(f"{option} {per_trial:g} but the Ray cluster has {have.get(name, 0):g} {name}s: "
+                            f"lower {option}" + (" or join a cluster with GPUs (--address)" if name == "GPU" else ""))
+
+
+def _trial_device(settings: SearchSettings) -> TrialSettings:
+    """A trial uses the GPU share Ray gave it, and the CPU when it was given none."""
+    train = settings.trial.train
+    if train.device == "auto":
+        train = replace(train, device="cuda" if settings.gpus_per_trial > 0 else "cpu")
+    return replace(settings.trial, train=train)
+
+
 def run_search(settings: SearchSettings, store: StudyStore, listener: SearchListener) -> StudyStore:
     """Run trials until the study holds settings.trials counted trials; every finished one is persisted at once."""
     import ray
@@ -101,8 +121,10 @@ def run_search(settings: SearchSettings, store: StudyStore, listener: SearchList
     searcher = OptunaSearcher(store, propose, cost, settings.budget, settings.trials, listener)
     _start_ray(settings)
     try:
+        _check_cluster_fits(settings)
         threads = max(1, int(settings.cpus_per_trial))
-        trainable = tune.with_parameters(run_trial_in_worker, data=data, settings=settings.trial, threads=threads)
+        trainable = tune.with_parameters(run_trial_in_worker, data=data, settings=_trial_device(settings),
+                                         threads=threads)
         resources = {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial}
         tuner = tune.Tuner(
             tune.with_resources(trainable, resources),

@@ -86,6 +86,10 @@ class StudyStore:
     def create(cls, directory: Path, spec: StudySpec, sampler: optuna.samplers.BaseSampler) -> "StudyStore":
         if (directory / STUDY_FILE).exists():
             existing = cls.open(directory)
+            if not existing.study.get_trials(deepcopy=False):  # an earlier start that ran nothing: start afresh
+                optuna.delete_study(study_name=existing.spec.name, storage=_open_storage(existing.spec.storage))
+                (directory / STUDY_FILE).unlink()
+                return cls.create(directory, spec, sampler)
             raise UserError(f"study {spec.name!r} already exists at {directory} with {existing.counted_trials()} "
                             "finished trials: pass --resume to continue it, or choose a new --study name")
         directory.mkdir(parents=True, exist_ok=True)
