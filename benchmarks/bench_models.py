@@ -2,15 +2,16 @@
 
 Forward + backward images/s (train mode, SGD-free: gradients only) of poolformer_s12 and deit_small at 224x224
 (batch 8) and a CIFAR-sized ConvMixer-256/8 (kernel 5, patch 2, 32x32, 10 classes, batch 32), measured in one
-process with the two implementations interleaved round by round, so machine load hits both alike; the ratio
-vitnas / timm is what to read (target >= 1.0). Parameter counts of each pair are checked to be equal first.
+process with the two implementations back to back in every round, so machine load hits both alike. The ratio is the
+median over rounds of (timm seconds / vitnas seconds), i.e. vitnas speed relative to timm (target >= 1.0); images/s
+are medians too. Parameter counts of each pair are checked to be equal first.
 
 timm is not a project dependency: it lives in a separate environment made by benchmarks/setup_bench_env.sh
 (/work/main/bench-env: pinned CPU torch 2.13.0, timm --no-deps, a torchvision stub because no CPU torchvision build
 exists and timm only needs its names at import time, vitnas installed editable with --no-deps).
 
     benchmarks/setup_bench_env.sh                        # once
-    bench-env/bin/python benchmarks/bench_models.py      # --rounds 5 --threads 2 by default
+    bench-env/bin/python benchmarks/bench_models.py      # --rounds 7 --steps 1 --threads 2 by default
 """
 import argparse
 import statistics
@@ -56,8 +57,8 @@ def _step_seconds(model: torch.nn.Module, x: torch.Tensor, steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per model (median reported)")
-    parser.add_argument("--steps", type=int, default=2, help="forward+backward steps per round")
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per model (median reported)")
+    parser.add_argument("--steps", type=int, default=1, help="forward+backward steps per round")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -70,14 +71,14 @@ def main() -> None:
         assert n_ours == n_theirs, f"{name}: params differ ({n_ours} vs {n_theirs})"
         ours.train(), theirs.train()
         x = torch.randn(batch, *shape)
-        times = {"ours": [], "theirs": []}
         _step_seconds(ours, x, 1), _step_seconds(theirs, x, 1)  # warm-up: allocator, kernel selection
-        for _ in range(args.rounds):
-            times["ours"].append(_step_seconds(ours, x, args.steps))
-            times["theirs"].append(_step_seconds(theirs, x, args.steps))
-        ips_ours = batch / statistics.median(times["ours"])
-        ips_theirs = batch / statistics.median(times["theirs"])
-        print(f"{name:34s} {batch:5d} {ips_ours:12.1f} {ips_theirs:11.1f} {ips_ours / ips_theirs:6.2f}", flush=True)
+        ours_s, theirs_s = [], []
+        for _ in range(args.rounds):  # back to back in each round, so a load spike mostly hits one pair
+            ours_s.append(_step_seconds(ours, x, args.steps))
+            theirs_s.append(_step_seconds(theirs, x, args.steps))
+        ratio = statistics.median(t / o for o, t in zip(ours_s, theirs_s))
+        print(f"{name:34s} {batch:5d} {batch / statistics.median(ours_s):12.1f} "
+              f"{batch / statistics.median(theirs_s):11.1f} {ratio:6.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -96,18 +96,11 @@ def training_flops_per_image(model: nn.Module, data: Dataset, batch_size: int, d
     return counter.get_total_flops() / batch_size
 
 
-def matmul_time_share(model: nn.Module, data: Dataset, batch_size: int) -> tuple[float, list[tuple[str, float]]]:
-    """Share of a CPU training step's operator time in matmul/conv kernels, and the five costliest operators."""
-    images = data.x_train[:batch_size].float() / 255.0
-    labels = data.y_train[:batch_size]
-    optimizer = torch.optim.AdamW(model.parameters())
-    for _ in range(2):  # warm up allocator and kernels before profiling
-        F.cross_entropy(model(images), labels).backward()
+def matmul_time_share(model: nn.Module, data: Dataset, settings: TrainSettings) -> tuple[float, list[tuple[str, float]]]:
+    """Share of the operator time of one trainer epoch on the CPU spent in matmul/conv kernels, and the five
+    costliest operators."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
-        for _ in range(3):
-            optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(model(images), labels).backward()
-            optimizer.step()
+        train(model, data, settings)
     events = [e for e in profile.key_averages() if e.key.startswith("aten::")]
     total = sum(e.self_cpu_time_total for e in events)
     matmul = sum(e.self_cpu_time_total for e in events if any(op in e.key for op in _MATMUL_OPS))
@@ -137,10 +130,12 @@ def compare(data: Dataset, model: nn.Module, device: torch.device, rounds: int, 
             print(f"round {round_index}: {peak_dtype} matmul peak {peak / 1e9:6.1f} GFLOP/s, trainer {trainer_rate:6.0f} "
                   f"img/s, bare loop {bare_rate:6.0f} img/s, ratio {trainer_rate / bare_rate:.3f}")
     print(f"ratio trainer / bare loop (median of rounds): {statistics.median(ratios):.3f}  (target >= 0.95)")
-    print(f"training FLOP/s as a fraction of the matmul peak (median of rounds): {statistics.median(utilisations):.1%}"
-          f"  (best peak seen {max(peaks) / 1e9:.0f} GFLOP/s)")
+    quietest = peaks.index(max(peaks))  # the round with the highest peak had the machine most to itself
+    print(f"training FLOP/s as a fraction of the matmul peak: median of rounds {statistics.median(utilisations):.1%}; "
+          f"quietest round (peak {peaks[quietest] / 1e9:.0f} GFLOP/s) {utilisations[quietest]:.1%} "
+          f"at ratio {ratios[quietest]:.3f}")
     if device.type == "cpu":
-        share, top = matmul_time_share(copy.deepcopy(model), data, batch_size)
+        share, top = matmul_time_share(trainer_model, data, settings)
         print(f"operator time in matmul/conv kernels: {share:.0%}; costliest operators: "
               + ", ".join(f"{name} {part:.0%}" for name, part in top))
 

@@ -9,7 +9,11 @@ from vitnas.search_spaces.errors import UserError
 
 
 class _UserErrorGroup(TyperGroup):
-    """Catches UserError at the root so every command, nested or not, answers bad input the same way."""
+    """Answers all bad input the same way, nested commands included: `error: ...` on one line, exit status 2.
+
+    UserError comes from our own validation; usage errors (an unknown flag, a value of the wrong type) come from
+    Typer's click, which would otherwise print a usage banner and a framed box.
+    """
 
     def invoke(self, ctx):
         try:
@@ -17,6 +21,22 @@ class _UserErrorGroup(TyperGroup):
         except UserError as err:
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except Exception as err:
+            # click's UsageError/BadParameter (Typer vendors click, so match its shape rather than its class)
+            if not (hasattr(err, "format_message") and getattr(err, "exit_code", None) == 2):
+                raise
+            message = " ".join(err.format_message().split())
+            if message:  # empty when a bare `vitnas` has just printed its help
+                where = f"`{err.ctx.command_path} --help`" if getattr(err, "ctx", None) else "`vitnas --help`"
+                typer.echo(f"error: {message} (see {where})", err=True)
+            code = 2
+        if standalone_mode:
+            sys.exit(code or 0)
+        return code
 
 
 app = typer.Typer(cls=_UserErrorGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -31,4 +51,4 @@ app.command("report")(report.report)
 
 
 def main() -> None:
-    sys.exit(app(standalone_mode=True))
+    app()

@@ -13,9 +13,7 @@ from vitnas.nas.pareto import non_dominated
 from vitnas.nas.records import TrialRecord
 from vitnas.nas.report import print_report
 from vitnas.nas.report_format import config_summary, format_number
-from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
-from vitnas.nas.search.samplers import SAMPLERS
-from vitnas.nas.search.searcher import Budget
+from vitnas.nas.search.samplers import SAMPLER_NAMES
 from vitnas.search_spaces.errors import UserError
 
 
@@ -75,7 +73,7 @@ def search(
                                             "(validation), robustness, macs, flops, params, latency_ms, "
                                             "latency_ms_batch, peak_memory_mb, images_per_second, "
                                             "train_seconds.")] = DEFAULT_OBJECTIVES,
-    sampler: Annotated[str, typer.Option(help=f"Optuna sampler: {'|'.join(SAMPLERS)}.")] = "tpe",
+    sampler: Annotated[str, typer.Option(help=f"Optuna sampler: {'|'.join(SAMPLER_NAMES)}.")] = "tpe",
     epochs: options.EpochsOption = None,
     time: options.TimeOption = None,
     workers: Annotated[int, typer.Option(min=1, help="Trials running at once.")] = 2,
@@ -111,6 +109,10 @@ def search(
 
       vitnas search --space metaformer --study s1 --trials 30 --resume
     """
+    # Ray and Optuna load here, not at start-up: every other command stays quick
+    from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
+    from vitnas.nas.search.searcher import Budget
+
     parsed_objectives = parse_objectives(objectives)
     if resume and study is None:
         raise UserError("--resume needs --study NAME (the study folder under --out to continue)")

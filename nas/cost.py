@@ -7,8 +7,9 @@ Counting convention (the one published MetaFormer/ViT/ConvMixer figures use):
 - They are counted with torch's own `torch.utils.flop_counter.FlopCounterMode` on the `meta` device (no memory, no
   compute, so 224x224 presets count instantly) at batch 1; its FLOPs are 2 x MACs for conv/mm/addmm/bmm, so
   MACs = FLOPs / 2. On `meta`, F.scaled_dot_product_attention runs its math decomposition, which the counter sees as
-  two bmm calls (2 x B x heads x L x L x head_dim MACs): exactly the convention. (For the fused CPU/GPU kernels torch
-  registers the same formula.) The explicit scale multiply and softmax are elementwise and not counted.
+  two bmm calls (2 x B x heads x L x L x head_dim MACs): exactly the convention. (On real CPU tensors torch 2.13's
+  counter has no formula for the fused CPU flash kernel and would count attention as 0, one more reason to count on
+  `meta`.) The explicit scale multiply and softmax are elementwise and not counted.
 - Activation memory (per image, float32) is the sum of the output sizes of every leaf module in one forward pass:
   roughly what autograd keeps for the backward pass. It leaves out the tensors of functional ops between modules
   (residual adds, reshapes), the SDPA kernels' internal buffers and the parameter gradients/optimizer state.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -158,19 +160,36 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], batch_s
 
 
 def measure_peak_memory(model: nn.Module, input_shape: tuple[int, int, int], batch_size: int,
-                        device: str | torch.device = "cuda") -> int | None:
-    """Peak bytes the CUDA allocator held above its starting level during one training forward+backward pass of
-    a batch. None on CPU, where torch keeps no allocator statistics (use `count_cost(...).activation_bytes`)."""
+                        device: str | torch.device = "cpu") -> int | None:
+    """Peak bytes above the starting level during one training forward+backward pass of a batch.
+
+    CUDA: the caching allocator's peak. CPU: the process's peak resident set (Linux VmHWM, reset through
+    /proc/self/clear_refs), so it includes allocator slack; None where /proc is not available.
+    """
     device = torch.device(device)
-    if device.type != "cuda":
-        return None
     model.to(device).train()
     x = torch.randn((batch_size, *input_shape), device=device)
-    torch.cuda.synchronize(device)
-    base = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    model(x).sum().backward()
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) - base
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        model(x).sum().backward()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+    else:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+            base = _proc_status_bytes("VmRSS")
+            model(x).sum().backward()
+            peak = _proc_status_bytes("VmHWM") - base
+        except OSError:
+            peak = None
     model.zero_grad(set_to_none=True)
     return peak
+
+
+def _proc_status_bytes(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")

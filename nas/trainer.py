@@ -104,9 +104,15 @@ def _autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
 
 
+def _memory_format(device: torch.device) -> torch.memory_format:
+    # channels-last feeds the GPU's tensor-core convolutions; plain NCHW is what the CPU kernels are fastest on.
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
 def _as_input(x_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 images -> float [0, 1] on `device`, in the memory format its kernels prefer."""
     x = x_uint8.to(device, non_blocking=True).float().div_(255.0)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+    return x.contiguous(memory_format=_memory_format(device))
 
 
 @torch.no_grad()
@@ -138,7 +144,7 @@ def evaluate_accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, 
 def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random translation by up to `padding` pixels (zero fill, i.e. crop of a padded image) and optional
     horizontal flip, per image, on a uint8 batch (N, C, H, W) on its device, with one gather."""
-    n, _, height, width = x.shape
+    n, channels, height, width = x.shape
     mirrored = (torch.rand(n, generator=generator, device=generator.device) < 0.5).to(x.device) if flip else None
     if padding == 0:
         return x if mirrored is None else torch.where(mirrored[:, None, None, None], x.flip(3), x)
@@ -147,10 +153,10 @@ def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generato
     cols = torch.arange(width, device=x.device) + shifts[1]  # (N, W)
     if mirrored is not None:
         cols = torch.where(mirrored[:, None], cols.flip(1), cols)
-    padded = F.pad(x, (padding, padding, padding, padding))
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    # Advanced indices around a slice put their dims first: (N, H, W, C) -> back to NCHW.
-    return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    padded = F.pad(x, (padding, padding, padding, padding)).flatten(2)  # (N, C, H' * W')
+    # Pixel (r, c) of a padded image sits at r * W' + c: one gather along that axis, shared by every channel.
+    index = (rows[:, :, None] * (width + 2 * padding) + cols[:, None, :]).view(n, 1, -1).expand(n, channels, -1)
+    return padded.gather(2, index).view(n, channels, height, width)
 
 
 def _learning_rate(settings: TrainSettings, fraction: float) -> float:
@@ -184,8 +190,8 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, *,
 def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
     start = time.perf_counter()
     on_gpu = device.type == "cuda"
-    generator = torch.Generator(device=device if on_gpu else "cpu").manual_seed(settings.seed)
-    model.to(device, memory_format=torch.channels_last if on_gpu else torch.preserve_format).train()
+    generator = torch.Generator(device=device).manual_seed(settings.seed)
+    model.to(device, memory_format=_memory_format(device)).train()
     step_model = torch.compile(model) if settings.compile else model
     optimizer = _optimizer(model, settings)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -217,9 +223,7 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             indices = order[batch_index * settings.batch_size:(batch_index + 1) * settings.batch_size]
-            images = augment(x_train[indices], padding, flip, generator).float().div_(255.0)
-            if on_gpu:
-                images = images.contiguous(memory_format=torch.channels_last)
+            images = _as_input(augment(x_train[indices], padding, flip, generator), device)
             labels = y_train[indices]
             with _autocast(device):
                 logits = step_model(images)

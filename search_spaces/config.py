@@ -87,7 +87,7 @@ class MixerConfig:
     pool: average pool of `kernel_size`, stride 1, minus the input (PoolFormer). conv: depthwise conv of `kernel_size`.
     mlp: MLP across tokens with hidden size `token_mlp_ratio` x width (MLP-Mixer: 0.5). identity: nothing.
     """
-    kind: str = "attention"
+    kind: str = "pool"
     heads: int | None = None
     head_dim: int | None = None
     qkv_bias: bool = True
@@ -155,7 +155,7 @@ class ArchConfig:
         stem_data = data.get("stem", {})
         _check_keys("stem", stem_data, tuple(f.name for f in dataclasses.fields(StemConfig)))
         stages_data = data["stages"]
-        if not isinstance(stages_data, list) or not stages_data:
+        if not isinstance(stages_data, (list, tuple)) or not stages_data:
             raise _fail("stages", stages_data, f"allowed: a list of 1 to {MAX_STAGES} stages")
         stages = tuple(_stage_from_dict(i, s) for i, s in enumerate(stages_data))
         rest = {k: v for k, v in data.items() if k not in ("stem", "stages")}

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import yaml
 
@@ -28,6 +28,7 @@ CATEGORICAL = {
     "layer_scale": None, "head": HEADS, "pos_embed": (False, True),
 }
 FLOAT_RANGES = ("temperature", "drop_path")
+INTEGER_DIMENSIONS = ("patch_size", "width", "depth", "head_dim", "pool_size", "conv_kernel")
 
 
 class Suggester(Protocol):
@@ -110,8 +111,6 @@ class Space:
         usable = {"attention": bool(head_dims), "mlp": bool(ratios)}
         kinds = [k for k in self.choices["mixer"]
                  if usable.get(k, True) and grid * grid <= self.max_tokens.get(k, grid * grid)]
-        if not kinds:
-            kinds = ["identity"]  # every listed mixer is too costly here; identity always fits
         kind = pick(f"s{i}.mixer", self.choices["mixer"], kinds)
         if kind == "attention":
             mixer = MixerConfig("attention", head_dim=pick(f"s{i}.head_dim", self.choices["head_dim"], head_dims),
@@ -246,6 +245,10 @@ def _read_choices(source: str, key: str, value: Any) -> tuple:
         if vocabulary is None and key != "layer_scale" and not (isinstance(choice, (int, float))
                                                                and not isinstance(choice, bool) and choice > 0):
             raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: positive numbers")
+        if key in INTEGER_DIMENSIONS and not isinstance(choice, int):
+            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: integers")
+        if key in ("pool_size", "conv_kernel") and choice % 2 == 0:
+            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: odd sizes (3, 5, 7, ...)")
     return tuple(value)
 
 

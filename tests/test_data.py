@@ -134,6 +134,19 @@ def test_cifar_batch_folder(tmp_path):
     assert torch.equal(data.x_train[0].flatten(), torch.from_numpy(first))
 
 
+def test_cifar100_layout(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, count in (("train", 6), ("test", 2)):
+        batch = {b"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8), b"fine_labels": [1] * count,
+                 b"coarse_labels": [0] * count}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"apple", b"bee"]}))
+    data = load_dataset(str(folder), val_fraction=0.0)
+    assert data.classes == ["apple", "bee"] and data.x_train.shape == (6, 3, 32, 32) and len(data.y_test) == 2
+
+
 class _Exploit:
     def __init__(self, marker: Path):
         self.marker = marker

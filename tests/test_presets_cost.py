@@ -83,4 +83,5 @@ def test_latency_and_peak_memory():
     model = build_model(_tiny())
     assert measure_latency(model, (1, 8, 8), batch_size=4, device="cpu", repeats=2) > 0
     assert model.training  # mode restored
-    assert measure_peak_memory(model, (1, 8, 8), 4, "cpu") is None
+    peak = measure_peak_memory(model, (1, 8, 8), 4, "cpu")
+    assert peak is None or peak >= 0

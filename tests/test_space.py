@@ -92,6 +92,8 @@ def _broken(**dims):
     (_broken(width=[]), "dimensions.width: got []; allowed: a non-empty list"),
     (_broken(width=[0]), "dimensions.width: got 0; allowed: positive numbers"),
     (_broken(colour=["red"]), "dimensions.colour: unknown dimension"),
+    (_broken(depth=[1.5]), "dimensions.depth: got 1.5; allowed: integers"),
+    (_broken(conv_kernel=[3, 4]), "dimensions.conv_kernel: got 4; allowed: odd sizes"),
     (_broken(drop_path={"low": 0.5, "high": 0.1}), "dimensions.drop_path: got"),
     ({"dimensions": {}}, "missing; every dimension needs"),
     ([], "expected a mapping with a `dimensions` mapping"),
@@ -108,3 +110,9 @@ def test_unknown_space_and_impossible_patch():
     space = space_from_dict(_broken(patch_size=[16]))
     with pytest.raises(UserError, match="no patch_size in \\[16\\] fits 8x8 images"):
         space.suggest(RandomSuggester(0), 8, 1, 2)
+
+
+def test_narrowing_to_an_impossible_combination_is_a_user_error():
+    space = space_from_dict(_broken(mixer=["pool"], head=["cls"]))
+    with pytest.raises(UserError, match=r"no choice of head in \['cls'\] fits this model"):
+        space.suggest(RandomSuggester(0), 16, 1, 2)

@@ -53,5 +53,5 @@ def band_limited_noise(
     white = torch.randn(shape, generator=generator, device=device)
     spectrum = torch.fft.rfft2(white) * band_mask(h, w, band, cutoff, device)
     noise = torch.fft.irfft2(spectrum, s=(h, w))
-    rms = noise.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt()
+    rms = torch.linalg.vector_norm(noise, dim=(1, 2, 3), keepdim=True) / (c * h * w) ** 0.5
     return noise * (std / rms)

@@ -20,7 +20,8 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
                                       independent_sampler=optuna.samplers.RandomSampler(seed=seed))
 
 
-SAMPLERS = {
+SAMPLER_NAMES = ("tpe", "nsga2", "nsga3", "random", "qmc", "gp")
+_FACTORIES = {
     "tpe": _tpe,
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=16),
     "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, population_size=16),
@@ -31,6 +32,6 @@ SAMPLERS = {
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    if name not in SAMPLERS:
-        raise UserError(f"--sampler: unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
-    return SAMPLERS[name](seed)
+    if name not in SAMPLER_NAMES:
+        raise UserError(f"--sampler: unknown sampler {name!r}; choose from {', '.join(SAMPLER_NAMES)}")
+    return _FACTORIES[name](seed)
