@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -160,36 +159,45 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, int, int], batch_s
 
 
 def measure_peak_memory(model: nn.Module, input_shape: tuple[int, int, int], batch_size: int,
-                        device: str | torch.device = "cpu") -> int | None:
-    """Peak bytes above the starting level during one training forward+backward pass of a batch.
+                        device: str | torch.device = "cpu") -> int:
+    """Peak bytes one training step (forward + backward of a batch, AdamW state) needs.
 
-    CUDA: the caching allocator's peak. CPU: the process's peak resident set (Linux VmHWM, reset through
-    /proc/self/clear_refs), so it includes allocator slack; None where /proc is not available.
+    CUDA: the caching allocator's peak above its starting level during forward + backward, plus AdamW's two
+    moments. CPU, where torch keeps no allocator statistics and the process's resident set mostly reuses freed
+    pages: the bytes of every tensor autograd saves for the backward pass (counted once per storage, parameters
+    excluded), plus the input batch and four copies of the parameters (weights, gradients, AdamW's two moments).
+    Use a fresh model: the step runs in train mode and would move a trained model's BatchNorm statistics.
     """
     device = torch.device(device)
     model.to(device).train()
     x = torch.randn((batch_size, *input_shape), device=device)
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         model(x).sum().backward()
         torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
+        peak = torch.cuda.max_memory_allocated(device) - base + 2 * param_bytes
     else:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-            base = _proc_status_bytes("VmRSS")
-            model(x).sum().backward()
-            peak = _proc_status_bytes("VmHWM") - base
-        except OSError:
-            peak = None
+        peak = _saved_activation_bytes(model, x) + x.numel() * x.element_size() + 4 * param_bytes
     model.zero_grad(set_to_none=True)
     return peak
 
 
-def _proc_status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise OSError(f"/proc/self/status has no {field}")
+def _saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: set[int] = set()
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params and storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            pack.total += storage.nbytes()
+        return tensor
+
+    pack.total = 0
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(x).sum()
+    loss.backward()
+    return pack.total

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from vitnas.nas.cost import count_cost, measure_latency
+from vitnas.nas.cost import count_cost, measure_latency, measure_peak_memory
 from vitnas.nas.data import Dataset, Normalize
 from vitnas.nas.robustness import evaluate_robustness, parse_suite
 from vitnas.nas.trainer import TrainSettings, evaluate_accuracy, resolve_device, train
@@ -62,12 +62,19 @@ def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: T
         "latency_ms": measure_latency(model, sample_shape, batch_size=1, device=device),
         "latency_ms_batch": measure_latency(model, sample_shape, batch_size=settings.latency_batch, device=device),
         "latency_batch": settings.latency_batch,
+        # a fresh copy: a training step on the trained model would move its BatchNorm statistics
+        "peak_memory_mb": _mebibytes(measure_peak_memory(build_trial_model(arch, data), sample_shape,
+                                                          batch_size=settings.train.batch_size, device=device)),
         "robustness": robustness.score,
         "robustness_clean": robustness.clean,
         **{f"robustness_{key}": value for key, value in rob.items() if key in ("components", "relative", "details")},
         "robustness_suite": settings.robustness,
         "robustness_split": settings.robustness_split,
     }
+
+
+def _mebibytes(n_bytes: int | None) -> float:
+    return float("nan") if n_bytes is None else n_bytes / 2**20
 
 
 def run_trial(arch: ArchConfig, data: Dataset, settings: TrialSettings, *, on_epoch=None,
