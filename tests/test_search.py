@@ -137,7 +137,7 @@ class _Quiet:
 def _searcher(store: StudyStore, total: int, budget: Budget = Budget()) -> OptunaSearcher:
     space = load_space("metaformer")
     propose = lambda trial: space.suggest(trial, image_size=8, in_chans=1, num_classes=3)  # noqa: E731
-    return OptunaSearcher(store, propose, lambda cfg: (1000, 100), budget, total, _Quiet())
+    return OptunaSearcher(store, propose, lambda cfg: (1000, 100), budget, total, _Quiet(), max_rejections=20)
 
 
 def _drive(searcher: OptunaSearcher, n: int) -> list[dict]:
@@ -174,6 +174,7 @@ def test_budget_that_nothing_meets_is_a_user_error(tmp_path):
     searcher = _searcher(_store(tmp_path, "b"), 3, Budget(max_macs=10))
     assert searcher.suggest("1") == OptunaSearcher.FINISHED
     assert isinstance(searcher.error, UserError) and "--max-macs" in str(searcher.error)
+    assert searcher.store.counted_trials() == 0 and len(searcher.store.study.get_trials()) == 20
 
 
 def test_a_trial_that_raises_is_reported_failed_with_its_reason(monkeypatch):

@@ -42,8 +42,9 @@ class Budget:
 
 class OptunaSearcher(Searcher):
     def __init__(self, store: StudyStore, propose: Callable, cost: Callable, budget: Budget, total: int,
-                 listener: SearchListener):
+                 listener: SearchListener, max_rejections: int = MAX_CONSECUTIVE_REJECTIONS):
         super().__init__()
+        self.max_rejections = max_rejections
         self.store, self.propose, self.cost, self.budget = store, propose, cost, budget
         self.total, self.listener = total, listener
         self.error: UserError | None = None  # raised by the runner after Tune returns
@@ -52,7 +53,7 @@ class OptunaSearcher(Searcher):
     def suggest(self, trial_id: str):
         if self.error is not None or self.store.counted_trials() + len(self._running) >= self.total:
             return Searcher.FINISHED
-        for _ in range(MAX_CONSECUTIVE_REJECTIONS):
+        for _ in range(self.max_rejections):
             trial = self.store.ask()
             try:
                 config = self.propose(trial)
@@ -66,7 +67,7 @@ class OptunaSearcher(Searcher):
                 break
             self.store.reject(trial, config.to_dict(), reason)
         else:
-            self.error = UserError(f"{MAX_CONSECUTIVE_REJECTIONS} proposals in a row were over budget "
+            self.error = UserError(f"{self.max_rejections} proposals in a row were over budget "
                                    "(--max-macs/--max-params): raise the budget or narrow the space")
             return Searcher.FINISHED
         config_dict = config.to_dict()
