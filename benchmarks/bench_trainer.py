@@ -96,7 +96,8 @@ def training_flops_per_image(model: nn.Module, data: Dataset, batch_size: int, d
     return counter.get_total_flops() / batch_size
 
 
-def matmul_time_share(model: nn.Module, data: Dataset, settings: TrainSettings) -> tuple[float, list[tuple[str, float]]]:
+def matmul_time_share(model: nn.Module, data: Dataset,
+                      settings: TrainSettings) -> tuple[float, list[tuple[str, float]]]:
     """Share of the operator time of one trainer epoch on the CPU spent in matmul/conv kernels, and the five
     costliest operators."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
@@ -127,8 +128,9 @@ def compare(data: Dataset, model: nn.Module, device: torch.device, rounds: int, 
             peaks.append(peak)
             ratios.append(trainer_rate / bare_rate)
             utilisations.append(trainer_rate * flops / peak)
-            print(f"round {round_index}: {peak_dtype} matmul peak {peak / 1e9:6.1f} GFLOP/s, trainer {trainer_rate:6.0f} "
-                  f"img/s, bare loop {bare_rate:6.0f} img/s, ratio {trainer_rate / bare_rate:.3f}")
+            print(f"round {round_index}: {peak_dtype} matmul peak {peak / 1e9:6.1f} GFLOP/s, "
+                  f"trainer {trainer_rate:6.0f} img/s, bare loop {bare_rate:6.0f} img/s, "
+                  f"ratio {trainer_rate / bare_rate:.3f}")
     print(f"ratio trainer / bare loop (median of rounds): {statistics.median(ratios):.3f}  (target >= 0.95)")
     quietest = peaks.index(max(peaks))  # the round with the highest peak had the machine most to itself
     print(f"training FLOP/s as a fraction of the matmul peak: median of rounds {statistics.median(utilisations):.1%}; "

@@ -68,7 +68,7 @@ def search(
                                        "search_spaces/metaformer.yaml and narrow it).")] = "metaformer",
     dataset: options.DatasetOption = "digits",
     trials: Annotated[int, typer.Option(min=1, help="Trials to finish in this study (a resumed study counts "
-                                        "the ones it has).")] = 12,
+                                        "the ones it has).")] = 20,
     objectives: Annotated[str, typer.Option(help="Comma list, each NAME or NAME:max|min. Names: accuracy "
                                             "(validation), robustness, macs, flops, params, latency_ms, "
                                             "latency_ms_batch, peak_memory_mb, images_per_second, "

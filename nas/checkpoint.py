@@ -4,7 +4,6 @@ Folder layout: `config.yaml` (the ArchConfig), `model.pt` (state_dict of Normali
 (every measured metric plus the data set and seed it was trained with). Files are written atomically.
 """
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from vitnas.nas.data import Dataset
+from vitnas.nas.files import write_atomic, write_text_atomic
 from vitnas.nas.trial import build_trial_model
 from vitnas.search_spaces.config import ArchConfig
 from vitnas.search_spaces.errors import UserError
@@ -24,17 +24,10 @@ class Checkpoint:
     info: dict  # metrics.json: dataset, seed, metrics
 
 
-def _replace_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(directory: Path, arch: ArchConfig, model: nn.Module, info: dict) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    _replace_atomic(directory / "config.yaml", lambda p: p.write_text(arch.to_yaml()))
-    _replace_atomic(directory / "model.pt", lambda p: torch.save(model.state_dict(), p))
-    _replace_atomic(directory / "metrics.json", lambda p: p.write_text(json.dumps(info, indent=2, default=float)))
+    write_text_atomic(directory / "config.yaml", arch.to_yaml())
+    write_atomic(directory / "model.pt", lambda out: torch.save(model.state_dict(), out))
+    write_text_atomic(directory / "metrics.json", json.dumps(info, indent=2, default=float))
 
 
 def _require(directory: Path, name: str) -> Path:

@@ -6,8 +6,6 @@ interrupted write, a truncated copy or a flipped bit never reaches training.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.nas.data.dataset import Splits
+from vitnas.nas.files import write_atomic
 
 # Bump when a reader's output for the same source changes (e.g. a different resize rule), so old entries are ignored.
 CACHE_VERSION = "1"
@@ -58,16 +57,7 @@ def _write(file: Path, splits: Splits) -> None:
     arrays["classes"] = np.array(splits.classes, dtype=str)
     arrays["digest"] = np.array(_arrays_digest(arrays))
     arrays["flip_invariant"] = np.array(splits.flip_invariant)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file in the same folder + os.replace: readers see the old file or the whole new one, never half of it.
-    handle, temp = tempfile.mkstemp(dir=file.parent, prefix=file.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
-        os.replace(temp, file)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomic(file, lambda out: np.savez(out, **arrays))
 
 
 def cached_splits(cache_dir: Path, kind: str, source: Path, build: Callable[[], Splits]) -> Splits:

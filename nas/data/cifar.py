@@ -2,6 +2,7 @@
 and the download of the official archives into the cache."""
 from __future__ import annotations
 
+import _codecs
 import builtins
 import hashlib
 import pickle
@@ -13,14 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vitnas.nas.data.dataset import Splits
 from vitnas.search_spaces.errors import UserError
 
 try:  # numpy >= 2 moved the module; pickles name either path
     from numpy._core import multiarray as _multiarray
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
-
-from vitnas.nas.data.dataset import Splits
 
 _NUMPY_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
@@ -51,7 +51,6 @@ class _ArrayUnpickler(pickle.Unpickler):
         if module == "builtins" and name in _SAFE_BUILTINS:
             return getattr(builtins, name)
         if (module, name) == ("_codecs", "encode"):  # how protocol-2 pickles spell bytes
-            import _codecs
             return _codecs.encode
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
 
@@ -127,7 +126,8 @@ def download_cifar(name: str, cache_dir: Path) -> Path:
             raise UserError(f"cannot download {name} from {url} ({err}): download and unpack it elsewhere, then pass "
                             f"--dataset PATH/{folder_name}") from None
         if hashlib.md5(archive.read_bytes()).hexdigest() != md5:
-            raise UserError(f"{url}: downloaded archive fails its md5 check: retry, or pass a local copy with --dataset PATH")
+            raise UserError(f"{url}: downloaded archive fails its md5 check: retry, or pass a local copy "
+                            "with --dataset PATH")
         with tarfile.open(archive) as tar:
             tar.extractall(scratch, filter="data")
         # Unpacked in scratch, then moved in one step: a half-extracted folder never looks like a cached copy.
@@ -142,7 +142,8 @@ def _fetch(url: str, target: Path) -> None:
     with urllib.request.urlopen(url, timeout=20) as response, target.open("wb") as out, \
             Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                      TransferSpeedColumn(), transient=True) as progress:
-        task = progress.add_task(f"downloading {url.rsplit('/', 1)[-1]}", total=int(response.headers.get("Content-Length") or 0) or None)
+        size = int(response.headers.get("Content-Length") or 0) or None
+        task = progress.add_task(f"downloading {url.rsplit('/', 1)[-1]}", total=size)
         for block in iter(lambda: response.read(1 << 20), b""):
             out.write(block)
             progress.advance(task, len(block))

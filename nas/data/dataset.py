@@ -20,7 +20,8 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     classes: list[str]
-    # Whether a horizontal mirror keeps an image's class (photos yes; digits and characters no): the trainer's flip default.
+    # Whether a horizontal mirror keeps an image's class (photos yes; digits and characters no): the trainer's
+    # default for flip augmentation.
     flip_invariant: bool = False
 
     def __post_init__(self) -> None:

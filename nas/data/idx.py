@@ -34,7 +34,8 @@ def read_idx_file(path: Path, dims: int) -> np.ndarray:
     except (OSError, EOFError, zlib.error) as err:
         raise UserError(f"{path}: cannot read ({err})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != _UBYTE or raw[3] != dims:
-        raise UserError(f"{path}: wrong idx magic {raw[:4].hex()} (expected 000008{dims:02x}: unsigned bytes, {dims} dims)")
+        raise UserError(f"{path}: wrong idx magic {raw[:4].hex()} "
+                        f"(expected 000008{dims:02x}: unsigned bytes, {dims} dims)")
     header = 4 + 4 * dims
     if len(raw) < header:
         raise UserError(f"{path}: truncated idx header")
@@ -52,7 +53,8 @@ def read_idx_folder(folder: Path) -> Splits:
         if len(images) != len(labels):
             raise UserError(f"{labels_file}: {len(labels)} labels for {len(images)} images in {images_file.name}")
         if images.shape[1] != images.shape[2]:
-            raise UserError(f"{images_file}: images are {images.shape[1]}x{images.shape[2]}, only square images are supported")
+            raise UserError(f"{images_file}: images are {images.shape[1]}x{images.shape[2]}, "
+                            "only square images are supported")
         arrays += [images[:, None].copy(), labels]
     n_classes = int(max(arrays[1].max(), arrays[3].max(initial=0))) + 1
     return Splits(*arrays, classes=[str(i) for i in range(n_classes)])

@@ -144,12 +144,14 @@ def read_image_folder(path: Path) -> Splits:
     names = files.names()
     root = _split_root(names)
     if root is None:
-        raise UserError(f"{path}: no train/ folder found: an ImageFolder needs train/<class>/ and test/<class>/ (or val/)")
+        raise UserError(f"{path}: no train/ folder found: an ImageFolder needs train/<class>/ and "
+                        "test/<class>/ (or val/)")
     train = _labelled_files(names, root, "train")
     test_split = "test" if any(n.startswith(f"{root}test/") for n in names) else "val"
     test = _labelled_files(names, root, test_split)
     if not train:
-        raise UserError(f"{files.describe(root + 'train/')}: no images in class folders (expected train/<class>/<image>)")
+        raise UserError(f"{files.describe(root + 'train/')}: no images in class folders "
+                        "(expected train/<class>/<image>)")
     if not test:
         raise UserError(f"{files.describe(root)}: no test/<class>/ or val/<class>/ images found")
     classes = list(train)
@@ -157,7 +159,8 @@ def read_image_folder(path: Path) -> Splits:
         if label not in train:
             raise UserError(f"{files.describe(f'{root}{test_split}/{label}/')}: class folder not in train/ "
                             f"(train classes: {', '.join(classes)})")
-    ordered = [(name, classes.index(label)) for split in (train, test) for label, group in split.items() for name in group]
+    ordered = [(name, classes.index(label))
+               for split in (train, test) for label, group in split.items() for name in group]
     images = _uniform(_decode_all(files, [name for name, _ in ordered]))
     labels = np.array([label for _, label in ordered], dtype=np.int64)
     n_train = sum(len(group) for group in train.values())

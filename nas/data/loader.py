@@ -23,7 +23,8 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VITNAS_CACHE") or Path.home() / ".cache" / "vitnas")
 
 
-def load_dataset(spec: str, *, val_fraction: float = 0.1, seed: int = 0, cache_dir: str | Path | None = None) -> Dataset:
+def load_dataset(spec: str, *, val_fraction: float = 0.1, seed: int = 0,
+                 cache_dir: str | Path | None = None) -> Dataset:
     """The data set named by `spec` (digits | cifar10 | cifar100 | synthetic[:k=v,...] | a path), with a stratified
     validation split of `val_fraction` of the training images chosen by `seed`."""
     if not 0.0 <= val_fraction < 1.0:

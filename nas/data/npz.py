@@ -1,7 +1,8 @@
 """`.npz` archives with x_train, y_train, x_test, y_test (and optionally `classes`), read without pickle.
 
 Image layout: (N, H, W) is grayscale; a 4-D array is NCHW when axis 1 has 1, 3 or 4 entries and axes 2, 3 are equal
-(square images), otherwise NHWC when the last axis has 1, 3 or 4 entries; a 4th channel is dropped as alpha. uint8 is taken as is, floats in [0, 1] are scaled to 0..255.
+(square images), otherwise NHWC when the last axis has 1, 3 or 4 entries; a 4th channel is dropped as alpha.
+uint8 is taken as is, floats in [0, 1] are scaled to 0..255.
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def read_npz(path: Path) -> Splits:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in _KEYS if key not in archive.files]
             if missing:
-                raise UserError(f"{path}: missing array(s) {', '.join(missing)} (needs x_train, y_train, x_test, y_test)")
+                raise UserError(f"{path}: missing array(s) {', '.join(missing)} "
+                                "(needs x_train, y_train, x_test, y_test)")
             arrays = {key: archive[key] for key in (*_KEYS, *(("classes",) if "classes" in archive.files else ()))}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
         raise UserError(f"{path}: cannot read npz ({err})") from None
@@ -51,7 +53,8 @@ def read_npz(path: Path) -> Splits:
         x = _images(arrays[f"x_{split}"], f"{path}:x_{split}")
         y = arrays[f"y_{split}"].reshape(-1)
         if not np.issubdtype(y.dtype, np.integer) or len(y) != len(x):
-            raise UserError(f"{path}:y_{split}: needs {len(x)} integer labels, found {y.dtype} {arrays[f'y_{split}'].shape}")
+            raise UserError(f"{path}:y_{split}: needs {len(x)} integer labels, "
+                            f"found {y.dtype} {arrays[f'y_{split}'].shape}")
         splits += [x, y.astype(np.int64)]
     n_classes = int(max(splits[1].max(initial=0), splits[3].max(initial=0))) + 1
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(i) for i in range(n_classes)]

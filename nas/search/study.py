@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import yaml
 
+from vitnas.nas.files import write_text_atomic
 from vitnas.nas.objectives import objective_values
 from vitnas.nas.records import Objective, StudySummary, TrialRecord
 from vitnas.search_spaces.errors import UserError
@@ -45,13 +46,6 @@ class StudySpec:
     @classmethod
     def from_dict(cls, d: dict) -> "StudySpec":
         return cls(**{**d, "objectives": [Objective(**o) for o in d["objectives"]]})
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def default_storage(directory: Path) -> str:
@@ -100,7 +94,7 @@ class StudyStore:
         except optuna.exceptions.DuplicatedStudyError:
             raise UserError(f"storage {spec.storage} already holds a study named {spec.name!r}: pass --resume "
                             "to continue it, or choose a new --study name") from None
-        write_atomic(directory / STUDY_FILE, json.dumps(spec.to_dict(), indent=2))
+        write_text_atomic(directory / STUDY_FILE, json.dumps(spec.to_dict(), indent=2))
         return cls(directory, spec, study)
 
     @classmethod
@@ -172,14 +166,12 @@ class StudyStore:
                 if any(v != v for v in values.values()):  # NaN objective: a failed measurement, not a result
                     values, error = None, f"an objective is NaN: {values}"
         folder = self.directory / "trials" / f"{trial.number:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        timing = {key: payload.get(key) for key in ("duration_s", "started_at", "finished_at")}
-        write_atomic(folder / "metrics.json", json.dumps({"status": payload.get("status"), "error": error,
-                                                          "seed": self.spec.seed, "timing": timing,
-                                                          "metrics": metrics, "history": payload.get("history", [])},
-                                                         indent=2))
-        write_atomic(folder / "log.txt", payload.get("log", ""))
+        write_text_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        record = {"status": payload.get("status"), "error": error, "seed": self.spec.seed,
+                  "timing": {key: payload.get(key) for key in ("duration_s", "started_at", "finished_at")},
+                  "metrics": metrics, "history": payload.get("history", [])}
+        write_text_atomic(folder / "metrics.json", json.dumps(record, indent=2))
+        write_text_atomic(folder / "log.txt", payload.get("log", ""))
         trial.set_user_attr("config", config)
         trial.set_user_attr("metrics", metrics)
         trial.set_user_attr("duration_s", payload.get("duration_s"))
