@@ -1,6 +1,6 @@
 """Search overhead and driver memory on this machine (CPU).
 
-    python benchmarks/bench_search.py [--trials 8] [--seconds 15] [--memory-trials 50]
+    python benchmarks/bench_search.py [--trials 8] [--seconds 19.5] [--memory-trials 50]
 
 1. Driver peak memory (max RSS of this process) during a `--memory-trials` search of one-epoch trials.
 2. Overhead: a search of `--trials` trials, each training for `--seconds` s (plus its measurements: about 20 s a
@@ -48,7 +48,7 @@ def _search(out: Path, study: str, trials: int, train: TrainSettings, robustness
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=19.5)
     parser.add_argument("--memory-trials", type=int, default=50)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="vitnas-bench-"))
