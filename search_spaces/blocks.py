@@ -3,21 +3,8 @@ import torch
 from torch import nn
 
 from vitnas.search_spaces.config import ArchConfig, StageConfig
-from vitnas.search_spaces.layers import DropPath, LayerScale, make_act, make_norm
+from vitnas.search_spaces.layers import DropPath, LayerScale, Mlp, make_act, make_norm
 from vitnas.search_spaces.mixers import make_mixer
-
-
-class ChannelMLP(nn.Module):
-    """The per-position MLP of a block: Linear on the channel (last) dim, which is a 1x1 conv in channels-last."""
-
-    def __init__(self, dim: int, hidden: int, act: str):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = make_act(act)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class MetaFormerBlock(nn.Module):
@@ -38,7 +25,7 @@ class MetaFormerBlock(nn.Module):
             self.act = make_act(cfg.act)
             self.channel = nn.Linear(dim, dim)
         else:
-            self.channel = ChannelMLP(dim, int(cfg.mlp_ratio * dim), cfg.act)
+            self.channel = Mlp(dim, int(cfg.mlp_ratio * dim), cfg.act)
         use_scale = cfg.layer_scale is not None and not self.post_norm
         self.ls1 = LayerScale(dim, cfg.layer_scale) if use_scale else nn.Identity()
         self.ls2 = LayerScale(dim, cfg.layer_scale) if use_scale else nn.Identity()

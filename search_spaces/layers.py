@@ -71,3 +71,17 @@ class DropPath(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"
+
+
+class Mlp(nn.Module):
+    """Linear, activation, linear on the last dim: a block's channel MLP (a 1x1 conv in channels-last), and across
+    positions once transposed, MLP-Mixer's token MLP."""
+
+    def __init__(self, dim: int, hidden: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = make_act(act)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))

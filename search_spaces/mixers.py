@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitnas.search_spaces.config import MixerConfig
-from vitnas.search_spaces.layers import make_act
+from vitnas.search_spaces.layers import Mlp
 
 
 def _as_nchw(x: torch.Tensor) -> torch.Tensor:
@@ -72,14 +72,12 @@ class TokenMLP(nn.Module):
 
     def __init__(self, num_tokens: int, hidden: int, act: str):
         super().__init__()
-        self.fc1 = nn.Linear(num_tokens, hidden)
-        self.act = make_act(act)
-        self.fc2 = nn.Linear(hidden, num_tokens)
+        self.mlp = Mlp(num_tokens, hidden, act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         per_channel = x.reshape(shape[0], -1, shape[-1]).transpose(1, 2)
-        return self.fc2(self.act(self.fc1(per_channel))).transpose(1, 2).reshape(shape)
+        return self.mlp(per_channel).transpose(1, 2).reshape(shape)
 
 
 def make_mixer(cfg: MixerConfig, dim: int, num_tokens: int, act: str) -> nn.Module:
