@@ -32,7 +32,8 @@ def evaluate(
     info = read_info(checkpoint)
     data = load_dataset(dataset or info["dataset"], seed=info["seed"])  # same seed: the same validation split
     saved = load_checkpoint(checkpoint, data)
-    settings = options.trial_settings(1, None, 0, device, robustness, search=False)
+    # the training seed, so the robustness suite draws the same noise and attack starts as `vitnas train` did
+    settings = options.trial_settings(1, None, info["seed"], device, robustness, search=False)
     dev = resolve_device(device)
     metrics = measure_model(saved.model.to(dev), saved.arch, data, settings, str(dev))
     if heatmap:
