@@ -5,7 +5,7 @@ import typer
 from typer.core import TyperGroup
 
 from vitnas.cli import arch, evaluate, report, search, space, train
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 class _UserErrorGroup(TyperGroup):

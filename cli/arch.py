@@ -9,7 +9,7 @@ from rich.table import Table
 
 from vitnas.nas.cost import Cost, count_cost
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.presets import load_preset, preset_names
 
 CONVENTION = "MACs count conv (depthwise included), linear and attention matmuls; FLOPs = 2 x MACs."

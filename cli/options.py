@@ -6,7 +6,7 @@ import typer
 from vitnas.nas.robustness import parse_suite
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 DatasetOption = Annotated[str, typer.Option(
     help="digits (bundled 8x8 digits, no download) | cifar10 | cifar100 | synthetic[:n=..,size=..,chans=..,"

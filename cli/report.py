@@ -8,7 +8,7 @@ from rich.console import Console
 
 from vitnas.nas.report import print_report, report_dict, write_csv, write_html
 from vitnas.nas.search.study import STUDY_FILE, StudyStore
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 def newest_study(root: Path) -> Path:

@@ -14,7 +14,7 @@ from vitnas.nas.records import TrialRecord
 from vitnas.nas.report import print_report
 from vitnas.nas.report_format import config_summary, format_number
 from vitnas.nas.search.samplers import SAMPLER_NAMES
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 class LiveView:

@@ -13,7 +13,7 @@ from vitnas.nas.checkpoint import save_checkpoint
 from vitnas.nas.data import load_dataset
 from vitnas.nas.trial import run_trial
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.presets import load_preset
 from vitnas.search_spaces.space import load_space
 

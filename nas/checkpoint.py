@@ -14,7 +14,7 @@ from vitnas.nas.data import Dataset
 from vitnas.nas.files import write_atomic, write_text_atomic
 from vitnas.nas.trial import build_trial_model
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 @dataclass

@@ -6,7 +6,7 @@ recorded in every trial's metrics as `test_accuracy` and shown in reports, but i
 from dataclasses import dataclass
 
 from vitnas.nas.records import Objective
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitnas.nas.data import Dataset
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 DEFAULT_EPOCHS = 10
 # On a GPU, reading the loss forces a sync; check for NaN/inf every this many steps there (every step on the CPU).

@@ -13,7 +13,7 @@ from vitnas.nas.robustness import evaluate_robustness, parse_suite
 from vitnas.nas.trainer import TrainSettings, evaluate_accuracy, resolve_device, train
 from vitnas.search_spaces.model import build_model
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 @dataclass(frozen=True)

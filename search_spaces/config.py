@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 STEMS = ("patch", "overlap", "conv")
 MIXERS = ("attention", "pool", "mlp", "conv", "identity")

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 

@@ -17,7 +17,7 @@ import yaml
 
 from vitnas.search_spaces.config import (ACTS, BLOCKS, HEADS, MAX_STAGES, MIXERS, NORMS, STEMS, ArchConfig,
                                          MixerConfig, StageConfig, StemConfig)
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 SPACE_DIR = Path(__file__).parent
 # dimension -> allowed vocabulary (None: any value of the right kind, checked when a config is built)

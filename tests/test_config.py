@@ -4,7 +4,7 @@ import copy
 import pytest
 
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.presets import load_preset, preset_names
 
 TINY = {

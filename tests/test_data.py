@@ -14,7 +14,7 @@ from PIL import Image
 from vitnas.nas.data import Normalize, load_dataset
 from vitnas.nas.data import cifar, imagefolder
 from vitnas.nas.data.dataset import stratified_holdout
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 CIFAR10_ZIP = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10-jpg.zip"
 

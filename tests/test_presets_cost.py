@@ -4,7 +4,7 @@ import torch
 
 from vitnas.nas.cost import count_cost, measure_latency, measure_peak_memory
 from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.model import build_model
 from vitnas.search_spaces.presets import load_preset, preset_names
 

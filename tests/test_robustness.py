@@ -22,7 +22,7 @@ from vitnas.nas.robustness.jpeg import jpeg_compress
 from vitnas.nas.robustness.noise import frequency_noise, gaussian_noise, impulse_noise
 from vitnas.nas.robustness.patch import apply_patch
 from vitnas.nas.robustness.perturbations import build_perturbation
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 GRID = 8
 SIGNAL = 0.05  # template amplitude: clean images are perfectly separable, strong noise or attacks are not

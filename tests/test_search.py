@@ -18,7 +18,7 @@ from vitnas.nas.search.study import StudySpec, StudyStore
 from vitnas.nas.search.worker import run_trial_in_worker
 from vitnas.nas.trial import TrialSettings
 from vitnas.nas.trainer import TrainSettings
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=192,size=8,chans=1,classes=3"

@@ -5,7 +5,7 @@ import pytest
 import torch
 import yaml
 
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.model import build_model
 from vitnas.search_spaces.space import SPACE_DIR, RandomSuggester, load_space, space_from_dict
 

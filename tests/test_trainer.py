@@ -5,7 +5,7 @@ from torch import nn
 
 from vitnas.nas.data import Normalize, load_dataset
 from vitnas.nas.trainer import TrainSettings, augment, evaluate_accuracy, predict_logits, resolve_device, train
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.nas.data.dataset import Splits
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 try:  # numpy >= 2 moved the module; pickles name either path
     from numpy._core import multiarray as _multiarray

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 @dataclass(frozen=True, eq=False)

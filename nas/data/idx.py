@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.nas.data.dataset import Splits
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 _UBYTE = 0x08
 

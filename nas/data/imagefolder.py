@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from vitnas.nas.data.dataset import Splits
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}

@@ -12,7 +12,7 @@ from vitnas.nas.data.idx import is_idx_folder, read_idx_folder
 from vitnas.nas.data.imagefolder import is_image_folder, read_image_folder
 from vitnas.nas.data.npz import read_npz
 from vitnas.nas.data.synthetic import make_synthetic, parse_synthetic_spec
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 _LAYOUTS = ("an ImageFolder (train/<class>/, test/<class>/ or val/<class>/) as a folder or .zip, a CIFAR batch folder, "
             "a folder of MNIST idx files, or an .npz with x_train, y_train, x_test, y_test")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.nas.data.dataset import Splits
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from vitnas.nas.data.dataset import Splits
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 DEFAULTS = {"n": 2048, "size": 32, "chans": 3, "classes": 10, "seed": 0}
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 from .corruptions import CORRUPTIONS
 

@@ -12,7 +12,7 @@ from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import Budget, OptunaSearcher, SearchListener
 from vitnas.nas.search.study import StudySpec, StudyStore, default_storage
 from vitnas.nas.trial import TrialSettings
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 from vitnas.search_spaces.space import load_space
 
 

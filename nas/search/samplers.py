@@ -3,7 +3,7 @@ import warnings
 
 import optuna
 
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 
 def _tpe(seed: int) -> optuna.samplers.BaseSampler:

@@ -14,7 +14,7 @@ from ray.tune.search import Searcher
 
 from vitnas.nas.records import TrialRecord
 from vitnas.nas.search.study import StudyStore
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 MAX_CONSECUTIVE_REJECTIONS = 500
 

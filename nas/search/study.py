@@ -18,7 +18,7 @@ import yaml
 from vitnas.nas.files import write_text_atomic
 from vitnas.nas.objectives import objective_values
 from vitnas.nas.records import Objective, StudySummary, TrialRecord
-from vitnas.search_spaces.errors import UserError
+from vitnas.errors import UserError
 
 STUDY_FILE = "study.json"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
