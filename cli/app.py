@@ -1,19 +1,78 @@
-"""The `vitnas` Typer app: registers each command module; a UserError anywhere becomes one line on stderr, exit 2."""
+"""The `vitnas` Typer app: a table of commands loaded on first use; a UserError anywhere becomes one line, exit 2.
+
+Why lazy: each command module imports what its command needs (torch, Ray, Optuna, matplotlib), which takes seconds.
+`vitnas --help` and a mistyped option should answer at once, and `vitnas report` should not pay for Ray. So the
+root group lists commands from COMMANDS (name, where the command lives, its one-line help) and imports a command's
+module only when that command runs or its own help is asked for.
+"""
+import importlib
 import sys
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
-from vitnas.cli import arch, evaluate, report, search, space, train
 from vitnas.errors import UserError
 
+# name -> ("module:attribute", one-line help). The attribute is a command function or a Typer sub-app. A new
+# command is a module in cli/ plus a row here (tests/test_cli_startup.py checks each row's help against the command).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "presets": ("vitnas.cli.arch:presets", "List the published architectures shipped as presets, with params and "
+                                           "MACs at 224x224x3, 1000 classes."),
+    "arch": ("vitnas.cli.arch:app", "Inspect architectures: params, MACs, FLOPs, activation memory."),
+    "space": ("vitnas.cli.space:app", "Show a search space or sample configs from it."),
+    "train": ("vitnas.cli.train:train", "Train one architecture and measure accuracy, cost, latency and robustness; "
+                                        "save a checkpoint."),
+    "evaluate": ("vitnas.cli.evaluate:evaluate", "Re-measure a trained model on a data set's test split."),
+    "search": ("vitnas.cli.search:search", "Search the MetaFormer space for architectures on the Pareto front of "
+                                           "accuracy, MACs and robustness."),
+    "report": ("vitnas.cli.report:report", "Report a study: Pareto front (non-dominated completed trials), "
+                                           "hypervolume, knee point, trial counts."),
+}
 
-class _UserErrorGroup(TyperGroup):
-    """Answers all bad input the same way, nested commands included: `error: ...` on one line, exit status 2.
+
+def load_command(name: str):
+    """The Click command for `name`, importing its module now."""
+    module_name, attribute = COMMANDS[name][0].split(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, typer.Typer):
+        command = typer.main.get_group(target)  # a group even when it holds one command (`arch summary`)
+    else:
+        single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+        single.command(name)(target)
+        command = typer.main.get_command(single)
+    command.name = name
+    return command
+
+
+class _VitnasGroup(TyperGroup):
+    """Loads commands lazily and answers all bad input the same way, nested commands included: `error: ...` on one
+    line, exit status 2.
 
     UserError comes from our own validation; usage errors (an unknown flag, a value of the wrong type) come from
     Typer's click, which would otherwise print a usage banner and a framed box.
     """
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_help(self, ctx, formatter) -> None:
+        # The command list needs only names and one-line helps: show them without importing any command module.
+        import click
+
+        loaded = dict(self.commands)
+        self.commands.update({name: click.Command(name, help=help_text) for name, (_, help_text) in COMMANDS.items()
+                              if name not in loaded})
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.commands.clear()
+            self.commands.update(loaded)
 
     def invoke(self, ctx):
         try:
@@ -39,15 +98,13 @@ class _UserErrorGroup(TyperGroup):
         return code
 
 
-app = typer.Typer(cls=_UserErrorGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(cls=_VitnasGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Neural architecture search and ablation studies over MetaFormer vision backbones.")
-app.command("presets")(arch.presets)
-app.add_typer(arch.app, name="arch")
-app.add_typer(space.app, name="space")
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("search")(search.search)
-app.command("report")(report.report)
+
+
+@app.callback()
+def _root() -> None:
+    """Neural architecture search and ablation studies over MetaFormer vision backbones."""
 
 
 def main() -> None:

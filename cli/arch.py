@@ -14,7 +14,7 @@ from vitnas.search_spaces.presets import load_preset, preset_names
 
 CONVENTION = "MACs count conv (depthwise included), linear and attention matmuls; FLOPs = 2 x MACs."
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=f"Inspect architectures. {CONVENTION}")
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=f"Inspect architectures: params, MACs, FLOPs, activation memory. {CONVENTION}")
 
 
 def presets() -> None:
