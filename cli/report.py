@@ -7,15 +7,7 @@ import typer
 from rich.console import Console
 
 from vitnas.nas.report import print_report, report_dict, write_csv, write_html
-from vitnas.nas.search.study import STUDY_FILE, StudyStore
-from vitnas.errors import UserError
-
-
-def newest_study(root: Path) -> Path:
-    studies = sorted(root.glob(f"*/{STUDY_FILE}"), key=lambda p: p.stat().st_mtime)
-    if not studies:
-        raise UserError(f"no study found under {root}: run `vitnas search --space metaformer` first, or pass DIR")
-    return studies[-1].parent
+from vitnas.nas.study_reader import newest_study, read_study
 
 
 def report(
@@ -29,8 +21,7 @@ def report(
 
     Example: vitnas report runs/metaformer-digits-20261123-101500 --html front.html
     """
-    store = StudyStore.open(directory or newest_study(Path("runs")))
-    summary = store.summary()
+    summary = read_study(directory or newest_study(Path("runs")))  # read-only, without Optuna
     if csv:
         write_csv(summary, csv)
     if html:
