@@ -3,6 +3,7 @@ from typing import Annotated
 
 import typer
 
+from vitnas.nas.metrics import measure_help
 from vitnas.nas.robustness import parse_suite
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings
@@ -13,12 +14,16 @@ DatasetOption = Annotated[str, typer.Option(
          "classes=..] | a PATH: ImageFolder folder or .zip, CIFAR python batch folder, MNIST-style idx folder, "
          ".npz with x_train,y_train,x_test,y_test.")]
 EpochsOption = Annotated[int | None, typer.Option(min=1, help="Training budget in epochs (train's default: 30).")]
-TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, help="Training budget in wall-clock seconds "
-                                                  "(search's default: 20 per trial).")]
-SeedOption = Annotated[int, typer.Option(help="Seed for data split, initialisation, order and augmentation.")]
+# A budget past a week is a typo (or `inf`, which would train forever at learning rate 0): refuse it up front.
+TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, max=7 * 24 * 3600, help="Training budget in "
+                                                  "wall-clock seconds (search's default: 20 per trial).")]
+# Seeds reach torch, numpy and Python's random; numpy takes 0 .. 2**32 - 1.
+SeedOption = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for data split, initialisation, order "
+                                         "and augmentation (0 to 4294967295).")]
 DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
 RobustnessOption = Annotated[str, typer.Option(help="Robustness suite: default | full | none | an explicit "
                                                "list such as 'gaussian:0.04,0.08;fgsm:1;jpeg:3' (README).")]
+MeasureOption = Annotated[str, typer.Option("--measure", help=measure_help())]
 
 # `vitnas train` defaults to a fixed epoch budget (same seed, same numbers). A search defaults to a wall-clock
 # budget per trial: sampled architectures differ in cost by 10,000x, and equal time keeps the default search of the
@@ -28,14 +33,15 @@ SEARCH_SECONDS = 20.0
 
 
 def trial_settings(epochs: int | None, seconds: float | None, seed: int, device: str, robustness: str, *,
-                   search: bool) -> TrialSettings:
+                   search: bool, measurements: frozenset[str]) -> TrialSettings:
     if epochs is not None and seconds is not None:
         raise UserError("--epochs and --time are two budgets: give one of them")
     parse_suite(robustness)  # a bad suite fails now, not after training
     if epochs is None and seconds is None:
         epochs, seconds = (None, SEARCH_SECONDS) if search else (TRAIN_EPOCHS, None)
     return TrialSettings(train=TrainSettings(epochs=epochs, seconds=seconds, seed=seed, device=device),
-                         robustness=robustness, robustness_split="val" if search else "test")
+                         measurements=measurements, robustness=robustness,
+                         robustness_split="val" if search else "test")
 
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
@@ -52,6 +58,6 @@ def parse_count(text: str | None, option: str) -> int | None:
         value = float(number) * _SUFFIXES[suffix]
     except ValueError:
         raise UserError(f"{option}: {text!r} is not a count; write e.g. 500000, 500K, 50M or 1.2G") from None
-    if value <= 0:
-        raise UserError(f"{option}: must be positive, got {text!r}")
+    if not 0 < value < 1e18:  # also refuses nan, inf and 1e400 (which float() reads as inf)
+        raise UserError(f"{option}: must be a positive count below 1e18, got {text!r}")
     return int(value)
