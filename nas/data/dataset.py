@@ -66,16 +66,7 @@ class Dataset:
 
     @cached_property
     def _moments(self) -> tuple[list[float], list[float]]:
-        # From each channel's 256-bin histogram: exact, and far cheaper than a float copy of the training set.
-        values = torch.arange(256, dtype=torch.float64) / 255.0
-        means, stds = [], []
-        for channel in range(self.in_chans):
-            counts = torch.bincount(self.x_train[:, channel].flatten(), minlength=256).to(torch.float64)
-            total = counts.sum()
-            mean = (counts * values).sum() / total
-            means.append(mean.item())
-            stds.append(((counts * values.square()).sum() / total - mean.square()).clamp_min(1e-12).sqrt().item())
-        return means, stds
+        return channel_moments(self.x_train)
 
     @property
     def mean(self) -> list[float]:
@@ -84,6 +75,21 @@ class Dataset:
     @property
     def std(self) -> list[float]:
         return self._moments[1]
+
+
+def channel_moments(x: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 images (N, C, H, W), in [0, 1] units. Torch only: an
+    exported train.py (nas/export) lifts this function to normalise exactly as a trial does."""
+    # From each channel's 256-bin histogram: exact, and far cheaper than a float copy of the training set.
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    means, stds = [], []
+    for channel in range(x.shape[1]):
+        counts = torch.bincount(x[:, channel].flatten(), minlength=256).to(torch.float64)
+        total = counts.sum()
+        mean = (counts * values).sum() / total
+        means.append(mean.item())
+        stds.append(((counts * values.square()).sum() / total - mean.square()).clamp_min(1e-12).sqrt().item())
+    return means, stds
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
