@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("vitnas.cli.evaluate:evaluate", "Re-measure a trained model on a data set's test split."),
     "search": ("vitnas.cli.search:search", "Search the MetaFormer space for architectures on the Pareto front of "
                                            "accuracy, MACs and robustness."),
+    "ablate": ("vitnas.cli.ablate:app", "Run ablation studies that test published claims with paired seeds, "
+                                        "confidence intervals and verdicts."),
     "report": ("vitnas.cli.report:report", "Report a study: Pareto front (non-dominated completed trials), "
                                            "hypervolume, knee point, trial counts."),
 }
