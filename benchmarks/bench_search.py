@@ -19,7 +19,7 @@ import resource  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from vitnas.nas.objectives import parse_objectives  # noqa: E402
+from vitnas.nas.metrics import parse_objectives  # noqa: E402
 from vitnas.nas.search.runner import SearchSettings, open_study, run_search  # noqa: E402
 from vitnas.nas.trainer import TrainSettings  # noqa: E402
 from vitnas.nas.trial import TrialSettings  # noqa: E402

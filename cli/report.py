@@ -1,11 +1,11 @@
 """`vitnas report`: the Pareto front, hypervolume and knee of a study, as a table, JSON, CSV or HTML."""
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from vitnas.nas.files import json_text
 from vitnas.nas.report import print_report, report_dict, write_csv, write_html
 from vitnas.nas.study_reader import newest_study, read_study
 
@@ -27,7 +27,7 @@ def report(
     if html:
         write_html(summary, html)
     if as_json:
-        typer.echo(json.dumps(report_dict(summary)))
+        typer.echo(json_text(report_dict(summary)))
         return
     console = Console()
     print_report(summary, console)

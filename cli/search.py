@@ -8,7 +8,7 @@ from rich.live import Live
 from rich.table import Table
 
 from vitnas.cli import options
-from vitnas.nas.objectives import DEFAULT_OBJECTIVES, parse_objectives
+from vitnas.nas.metrics import DEFAULT_OBJECTIVES, measurements_for, objectives_help, parse_measurements, parse_objectives
 from vitnas.nas.pareto import non_dominated
 from vitnas.nas.records import TrialRecord
 from vitnas.nas.report import print_report
@@ -69,10 +69,8 @@ def search(
     dataset: options.DatasetOption = "digits",
     trials: Annotated[int, typer.Option(min=1, help="Trials to finish in this study (a resumed study counts "
                                         "the ones it has).")] = 20,
-    objectives: Annotated[str, typer.Option(help="Comma list, each NAME or NAME:max|min. Names: accuracy "
-                                            "(validation), robustness, macs, flops, params, latency_ms, "
-                                            "latency_ms_batch, peak_memory_mb, images_per_second, "
-                                            "train_seconds.")] = DEFAULT_OBJECTIVES,
+    objectives: Annotated[str, typer.Option(help=objectives_help())] = DEFAULT_OBJECTIVES,
+    measure: options.MeasureOption = "",
     sampler: Annotated[str, typer.Option(help=f"Optuna sampler: {'|'.join(SAMPLER_NAMES)}.")] = "tpe",
     epochs: options.EpochsOption = None,
     time: options.TimeOption = None,
@@ -119,7 +117,8 @@ def search(
     name = study or default_study_name(space, dataset)
     settings = SearchSettings(
         space=space, dataset=dataset, trials=trials, objectives=parsed_objectives, sampler=sampler,
-        trial=options.trial_settings(epochs, time, seed, device, robustness, search=True),
+        trial=options.trial_settings(epochs, time, seed, device, robustness, search=True,
+                                     measurements=measurements_for(parsed_objectives, parse_measurements(measure))),
         out=out, study=name, seed=seed, workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
         budget=Budget(options.parse_count(max_macs, "--max-macs"), options.parse_count(max_params, "--max-params")),
         address=address, storage=storage, resume=resume)

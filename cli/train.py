@@ -9,16 +9,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vitnas.cli import options
 from vitnas.cli.measurements import print_measurements
-from vitnas.nas.checkpoint import save_checkpoint
-from vitnas.nas.data import load_dataset
-from vitnas.nas.trial import run_trial
-from vitnas.search_spaces.config import ArchConfig
 from vitnas.errors import UserError
-from vitnas.search_spaces.presets import load_preset
-from vitnas.search_spaces.space import load_space
 
 
-def _architecture(preset: str | None, config: Path | None, data) -> ArchConfig:
+def _architecture(preset: str | None, config: Path | None, data):
+    from vitnas.search_spaces.config import ArchConfig
+    from vitnas.search_spaces.presets import load_preset
+    from vitnas.search_spaces.space import load_space
+
     if preset and config:
         raise UserError("give either --preset NAME or CONFIG.yaml, not both")
     if preset:
@@ -39,6 +37,7 @@ def train(
     seed: options.SeedOption = 0,
     device: options.DeviceOption = "auto",
     robustness: options.RobustnessOption = "default",
+    measure: options.MeasureOption = "all",
     out: Annotated[Path | None, typer.Option(help="Checkpoint folder (default runs/train-NAME-TIMESTAMP).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with every metric.")] = False,
 ) -> None:
@@ -56,7 +55,13 @@ def train(
 
       vitnas train --preset poolformer_s12 --dataset cifar10 --epochs 50 --device cuda
     """
-    settings = options.trial_settings(epochs, time_budget, seed, device, robustness, search=False)
+    from vitnas.nas.checkpoint import save_checkpoint
+    from vitnas.nas.data import load_dataset
+    from vitnas.nas.metrics import parse_measurements
+    from vitnas.nas.trial import run_trial
+
+    settings = options.trial_settings(epochs, time_budget, seed, device, robustness, search=False,
+                                      measurements=parse_measurements(measure))
     data = load_dataset(dataset, seed=seed)
     arch = _architecture(preset, config, data)
     console = Console(stderr=True)

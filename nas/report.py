@@ -13,7 +13,8 @@ from rich.text import Text
 
 from vitnas.nas import pareto
 from vitnas.nas.records import StudySummary, TrialRecord
-from vitnas.nas.report_format import config_summary, flatten, format_number, json_safe
+from vitnas.nas.files import json_safe
+from vitnas.nas.report_format import axis_label, config_summary, flatten, format_number
 
 
 def report_dict(summary: StudySummary) -> dict:
@@ -64,8 +65,7 @@ def print_report(summary: StudySummary, console: Console) -> None:
     table = Table(title=f"Pareto front ({len(report['pareto'])} trials, * = knee)")
     table.add_column("trial", justify="right")
     for objective in report["objectives"]:
-        arrow = "max" if objective["direction"] == "maximize" else "min"
-        table.add_column(Text(f"{objective['name']} ({arrow})"), justify="right")
+        table.add_column(Text(axis_label(objective)), justify="right")
     table.add_column("config")
     for number in report["pareto"]:
         trial = by_number[number]

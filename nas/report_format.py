@@ -1,8 +1,9 @@
-"""How reports write numbers and configs: significant digits, one-line config summaries, flat keys, strict JSON."""
+"""How reports write numbers, objectives and configs: significant digits, objectives with the meaning and unit the
+metric registry declares, one-line config summaries, flat keys."""
 import json
-import math
 
-import numpy as np
+from vitnas.nas.files import json_safe
+from vitnas.nas.metrics import METRICS
 
 CONFIG_SUMMARY_CHARS = 80
 
@@ -10,6 +11,20 @@ CONFIG_SUMMARY_CHARS = 80
 def format_number(value) -> str:
     """Four significant digits, which is enough to tell trials apart in a table."""
     return "n/a" if value is None else f"{value:.4g}"
+
+
+def describe_objective(objective: dict) -> str:
+    """`accuracy (maximize): validation accuracy, 0..1`; a name the registry does not know keeps name and direction."""
+    text = f"{objective['name']} ({objective['direction']})"
+    metric = METRICS.get(objective["name"])
+    return text if metric is None else f"{text}: {metric.meaning}, {metric.unit}"
+
+
+def axis_label(objective: dict) -> str:
+    """`macs (min, MACs)`: the name, which way is better and, when the registry knows it, the unit."""
+    metric = METRICS.get(objective["name"])
+    arrow = "max" if objective["direction"] == "maximize" else "min"
+    return f"{objective['name']} ({arrow}{'' if metric is None else ', ' + metric.unit})"
 
 
 def _architecture_summary(config: dict) -> str:
@@ -44,16 +59,3 @@ def flatten(nested: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def json_safe(value):
-    """A copy with numpy scalars as Python numbers, tuples as lists, and NaN/inf as None."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, dict):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -7,7 +7,7 @@ import json
 from html import escape
 
 from vitnas.nas.pareto import KNEE_RULE, REFERENCE_RULE
-from vitnas.nas.report_format import config_summary, format_number
+from vitnas.nas.report_format import config_summary, describe_objective, format_number
 from vitnas.nas.report_plots import Plot
 
 STYLE = """
@@ -34,7 +34,7 @@ def render_page(report: dict, plots: list[Plot]) -> str:
 
 def _summary(report: dict) -> str:
     counts = report["counts"]
-    objectives = ", ".join(f"{o['name']} ({o['direction']})" for o in report["objectives"])
+    objectives = "; ".join(describe_objective(o) for o in report["objectives"])
     lines = [f"Objectives: {objectives}",
              f"Trials: {counts['complete']} complete, {counts['failed']} failed, {counts['pruned']} pruned, "
              f"{counts['running']} running or waiting"]

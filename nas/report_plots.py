@@ -10,6 +10,8 @@ from itertools import combinations
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from vitnas.nas.report_format import axis_label
+
 FRONT_COLOUR = "#e4572e"  # Pareto members; nothing else on the page uses it, which the browser test relies on
 OTHER_COLOUR = "#a0a0a0"
 DPI = 100
@@ -104,7 +106,7 @@ def _parallel_plot(report: dict, ranked: list[dict]) -> Plot:
 
 
 def _axis_label(objective: dict) -> str:
-    return _matplotlib_text(f"{objective['name']} ({'max' if objective['direction'] == 'maximize' else 'min'})")
+    return _matplotlib_text(axis_label(objective))
 
 
 def _matplotlib_text(text: str) -> str:

@@ -12,14 +12,15 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.nas.data import Dataset
 from vitnas.errors import UserError
+from vitnas.nas.data import Dataset
+from vitnas.nas.inference import as_input, autocast, evaluate_accuracy, memory_format
+from vitnas.nas.outcome import Outcome
 
 DEFAULT_EPOCHS = 10
 # On a GPU, reading the loss forces a sync; check for NaN/inf every this many steps there (every step on the CPU).
@@ -43,7 +44,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model (GPU runs; it costs compile time up front)
-    eval_batch_size: int = 512
+    eval_batch_size: int = 256  # every evaluation (validation, test, robustness suite) batches this many images
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.seconds is not None:
@@ -82,7 +83,7 @@ class ProgressUpdate:
 
 @dataclass(frozen=True)
 class TrainResult:
-    status: Literal["ok", "diverged"]
+    status: Outcome  # OK or DIVERGED
     epochs: int  # epochs run (a time budget may end with a partial one, which counts)
     val_accuracy: float  # after the last epoch; 0.0 when diverged
     train_seconds: float  # wall time of the whole call
@@ -98,49 +99,6 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise UserError(f"unknown device '{name}': use auto, cpu or cuda")
     return torch.device(name)
-
-
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    # channels-last feeds the GPU's tensor-core convolutions; plain NCHW is what the CPU kernels are fastest on.
-    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
-
-
-def _as_input(x_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 images -> float [0, 1] on `device`, in the memory format its kernels prefer."""
-    x = x_uint8.to(device, non_blocking=True).float().div_(255.0)
-    return x.contiguous(memory_format=_memory_format(device))
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x_uint8: torch.Tensor, *, batch_size: int = 512,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """float32 logits on the CPU for uint8 images, computed in batches in eval mode (the mode is restored)."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = []
-        for chunk in x_uint8.split(batch_size):
-            with _autocast(device):
-                outputs.append(model(_as_input(chunk, device)).float().cpu())
-        return torch.cat(outputs) if outputs else torch.zeros(0, 0)
-    finally:
-        model.train(was_training)
-
-
-def evaluate_accuracy(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512,
-                      device: torch.device | str = "cpu") -> float:
-    """Top-1 accuracy (0..1) of `model` on uint8 images; 0.0 for an empty set."""
-    if len(y) == 0:
-        return 0.0
-    predictions = predict_logits(model, x_uint8, batch_size=batch_size, device=device).argmax(dim=1)
-    return (predictions == y.cpu()).float().mean().item()
 
 
 def augment(x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -193,7 +151,7 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
     start = time.perf_counter()
     on_gpu = device.type == "cuda"
     generator = torch.Generator(device=device).manual_seed(settings.seed)
-    model.to(device, memory_format=_memory_format(device)).train()
+    model.to(device, memory_format=memory_format(device)).train()
     step_model = torch.compile(model) if settings.compile else model
     optimizer = _optimizer(model, settings)
     params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -225,9 +183,9 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             indices = order[batch_index * settings.batch_size:(batch_index + 1) * settings.batch_size]
-            images = _as_input(augment(x_train[indices], padding, flip, generator), device)
+            images = as_input(augment(x_train[indices], padding, flip, generator), device)
             labels = y_train[indices]
-            with _autocast(device):
+            with autocast(device):
                 logits = step_model(images)
                 loss = F.cross_entropy(logits.float(), labels, label_smoothing=settings.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
@@ -243,7 +201,7 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
             images_seen += len(labels)
             if step % sync_every == 0 or batch_index == steps_per_epoch - 1:
                 if not math.isfinite(loss.item()):
-                    return TrainResult("diverged", epoch, 0.0, time.perf_counter() - start,
+                    return TrainResult(Outcome.DIVERGED, epoch, 0.0, time.perf_counter() - start,
                                        images_seen / max(step_seconds, 1e-9), history)
             step_seconds += time.perf_counter() - step_start
             if progress is not None and step % sync_every == 0:
@@ -261,5 +219,5 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)  # may raise (a pruned trial): that ends training, by design
-    return TrainResult("ok", epoch, history[-1].val_accuracy, time.perf_counter() - start,
+    return TrainResult(Outcome.OK, epoch, history[-1].val_accuracy, time.perf_counter() - start,
                        images_seen / max(step_seconds, 1e-9), history)

@@ -1,91 +1,95 @@
-"""One trial: an architecture config, a data set and a training budget in; every metric the search ranks by out.
+"""One trial: an architecture config, a data set and a training budget in; the metrics asked for out.
 
 The same function serves `vitnas train`, each search trial (inside a Ray worker) and ablations. A trial's model is
 `Normalize(data) -> build_model(config)`, so it takes images in [0, 1], which is what the robustness suite perturbs.
+Which measurements a trial takes is `TrialSettings.measurements` (declared in nas/metrics.py).
 """
+import importlib
 from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 
-from vitnas.nas.cost import count_cost, measure_latency, measure_peak_memory
-from vitnas.nas.data import Dataset, Normalize
-from vitnas.nas.robustness import evaluate_robustness, parse_suite
-from vitnas.nas.trainer import TrainSettings, evaluate_accuracy, resolve_device, train
-from vitnas.search_spaces.model import build_model
-from vitnas.search_spaces.config import ArchConfig
 from vitnas.errors import UserError
+from vitnas.nas.data import Dataset, Normalize
+from vitnas.nas.files import json_safe
+from vitnas.nas.metrics import ALL, CHEAP, MEASUREMENTS
+from vitnas.nas.outcome import Outcome
+from vitnas.nas.trainer import TrainSettings, resolve_device, train
+from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.model import build_model
 
 
 @dataclass(frozen=True)
 class TrialSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
+    # names from nas.metrics.MEASUREMENTS; the cheap ones are always added. Default: everything (train, evaluate)
+    measurements: frozenset[str] = ALL
     robustness: str = "default"  # a suite spec (nas.robustness.parse_suite)
     robustness_split: str = "val"  # a search ranks on validation; `vitnas train` reports on test
     robustness_images: int = 500
     latency_batch: int = 64
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.measurements) - ALL)
+        if unknown:
+            raise UserError(f"unknown measurement {unknown[0]!r}; choose from {', '.join(MEASUREMENTS)}")
+        if self.robustness_split not in ("val", "test"):
+            raise UserError(f"robustness split must be val or test, got {self.robustness_split!r}")
+        object.__setattr__(self, "measurements", frozenset(self.measurements) | CHEAP)
+
 
 @dataclass
 class TrialOutcome:
-    status: str  # "ok" | "diverged"
+    status: Outcome  # OK or DIVERGED (a trial that raises is the caller's to record)
     metrics: dict
     model: nn.Module
     history: list[dict]
     error: str | None = None
 
 
-def build_trial_model(arch: ArchConfig, data: Dataset) -> nn.Module:
+def normalized_model(arch: ArchConfig, mean: list[float], std: list[float]) -> nn.Sequential:
+    """The model every trial trains and every checkpoint holds: per-channel normalisation, then the architecture."""
+    return nn.Sequential(Normalize(mean, std), build_model(arch))
+
+
+def check_fits(arch: ArchConfig, data: Dataset) -> None:
     if (arch.image_size, arch.in_chans, arch.num_classes) != (data.image_size, data.in_chans, data.num_classes):
         raise UserError(f"architecture {arch.name!r} is for {arch.image_size}px x {arch.in_chans} channels, "
                         f"{arch.num_classes} classes, but data set {data.name!r} has {data.image_size}px x "
                         f"{data.in_chans} channels, {data.num_classes} classes: build it with the data's shape")
-    return nn.Sequential(Normalize(data.mean, data.std), build_model(arch))
 
 
-def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: str) -> dict:
-    """Everything measured on a trained model: accuracies, cost, latency and the robustness suite."""
-    cost = count_cost(arch)
-    x_rob, y_rob = (data.x_val, data.y_val) if settings.robustness_split == "val" else (data.x_test, data.y_test)
-    robustness = evaluate_robustness(model, x_rob, y_rob, parse_suite(settings.robustness), device=device,
-                                     seed=settings.train.seed, max_images=settings.robustness_images)
-    rob = robustness.to_dict()  # JSON-safe: NaN (e.g. relative to a zero clean accuracy) becomes null
-    sample_shape = (arch.in_chans, arch.image_size, arch.image_size)
-    test_accuracy = evaluate_accuracy(model, data.x_test, data.y_test, device=device)
-    return {
-        "accuracy": test_accuracy,  # `accuracy` is test accuracy in a trial's report; a search ranks on val
-        "test_accuracy": test_accuracy,
-        "val_accuracy": evaluate_accuracy(model, data.x_val, data.y_val, device=device),
-        "params": cost.params,
-        "macs": cost.macs,
-        "flops": cost.flops,
-        "activation_bytes": cost.activation_bytes,
-        "latency_ms": measure_latency(model, sample_shape, batch_size=1, device=device),
-        "latency_ms_batch": measure_latency(model, sample_shape, batch_size=settings.latency_batch, device=device),
-        "latency_batch": settings.latency_batch,
-        # a fresh copy: a training step on the trained model would move its BatchNorm statistics
-        "peak_memory_mb": _mebibytes(measure_peak_memory(build_trial_model(arch, data), sample_shape,
-                                                          batch_size=settings.train.batch_size, device=device)),
-        "robustness": robustness.score,
-        "robustness_clean": robustness.clean,
-        **{f"robustness_{key}": value for key, value in rob.items() if key in ("components", "relative", "details")},
-        "robustness_suite": settings.robustness,
-        "robustness_split": settings.robustness_split,
-    }
+def build_trial_model(arch: ArchConfig, data: Dataset) -> nn.Module:
+    check_fits(arch, data)
+    return normalized_model(arch, data.mean, data.std)
 
 
-def _mebibytes(n_bytes: int | None) -> float:
-    return float("nan") if n_bytes is None else n_bytes / 2**20
+def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings,
+                  device: str | torch.device, *, trained: bool = True) -> dict:
+    """The metrics of settings.measurements on `model` (on `device`), in the registry's order, JSON-safe (a NaN is
+    None); an untrained (e.g. diverged) model gets only the measurements that mean something without training."""
+    metrics = {}
+    for measurement in MEASUREMENTS.values():
+        if (measurement.name in settings.measurements and measurement.function is not None
+                and (trained or not measurement.needs_training)):
+            module, _, name = measurement.function.partition(":")
+            measure = getattr(importlib.import_module(module), name)
+            metrics.update(measure(model, arch, data, settings, torch.device(device)))
+    return json_safe(metrics)
 
 
 def run_trial(arch: ArchConfig, data: Dataset, settings: TrialSettings, *, on_epoch=None,
               progress=None) -> TrialOutcome:
-    model = build_trial_model(arch, data)
+    with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too (paired ablation arms)
+        torch.manual_seed(settings.train.seed)
+        model = build_trial_model(arch, data)
     device = resolve_device(settings.train.device)
     result = train(model, data, settings.train, on_epoch=on_epoch, progress=progress)
     history = [vars(epoch) for epoch in result.history]
     timing = {"train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
               "epochs": result.epochs}
-    if result.status != "ok":
-        return TrialOutcome(result.status, timing, model, history,
-                            error=f"diverged: the training loss became NaN/inf in epoch {result.epochs}")
-    return TrialOutcome("ok", {**timing, **measure_model(model, arch, data, settings, device)}, model, history)
+    trained = result.status is Outcome.OK
+    metrics = {**timing, **measure_model(model, arch, data, settings, device, trained=trained)}
+    error = None if trained else f"diverged: the training loss became NaN/inf in epoch {result.epochs}"
+    return TrialOutcome(result.status, metrics, model, history, error)

@@ -47,7 +47,9 @@ def test_evaluate_remeasures_the_saved_model(trained, tmp_path):
     (["train", "--dataset", DATA, "--robustness", "gaussian:banana"], "banana"),
     (["train", "--dataset", "/no/such/data"], "/no/such/data"),
     (["evaluate", "/no/such/checkpoint"], "missing"),
+    (["train", "--dataset", DATA, "--measure", "latency,speed"], "--measure"),
     (["search", "--dataset", DATA, "--objectives", "test_accuracy"], "never ranks on test"),
+    (["search", "--dataset", DATA, "--measure", "speed"], "--measure"),
     (["search", "--dataset", DATA, "--max-macs", "lots"], "--max-macs"),
     (["search", "--dataset", DATA, "--sampler", "annealing"], "--sampler"),
     (["search", "--dataset", DATA, "--resume"], "--study"),
@@ -69,3 +71,31 @@ def test_corrupt_checkpoint_is_a_user_error(trained, tmp_path):
     (broken / "model.pt").write_bytes((out / "model.pt").read_bytes()[:100])
     result = runner.invoke(app, ["evaluate", str(broken), "--json"])
     assert result.exit_code == 2 and "corrupt" in result.stderr
+
+
+def test_measure_limits_train_to_the_cheap_measurements_and_those_named(tmp_path):
+    result = runner.invoke(app, ["train", "--dataset", DATA, "--epochs", "1", "--measure", "latency",
+                                 "--out", str(tmp_path / "m"), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert {"accuracy", "val_accuracy", "macs", "train_seconds", "latency_ms"} <= set(metrics)
+    assert not {"robustness", "peak_memory_mb"} & set(metrics)
+
+
+def test_evaluate_on_a_data_set_of_another_shape_is_one_line(trained):
+    out, _ = trained
+    result = runner.invoke(app, ["evaluate", str(out), "--dataset", "synthetic:n=64,size=8,chans=3,classes=3"])
+    assert result.exit_code == 2 and "3 channels" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_weights_that_do_not_match_the_config_exit_2(trained, tmp_path):
+    out, _ = trained
+    broken = tmp_path / "mismatch"
+    broken.mkdir()
+    for name in ("model.pt", "metrics.json"):
+        (broken / name).write_bytes((out / name).read_bytes())
+    config = (out / "config.yaml").read_text()
+    (broken / "config.yaml").write_text(config.replace("num_classes: 3", "num_classes: 5"))
+    result = runner.invoke(app, ["evaluate", str(broken), "--json"])
+    assert result.exit_code == 2 and "does not match" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -106,6 +106,33 @@ def test_csv_has_one_row_per_trial_with_objectives_and_flattened_metrics_and_con
     assert rows[5]["state"] == "FAIL" and rows[5]["error"] == "loss became NaN" and rows[5]["accuracy"] == ""
 
 
+def test_trials_measured_differently_report_blanks_not_errors(tmp_path):
+    """A search measures latency only when asked: a study can mix trials with and without a metric."""
+    with_latency = TrialRecord(0, "COMPLETE", {"accuracy": 0.9, "macs": 200.0}, {"name": "a"},
+                               {"val_accuracy": 0.9, "macs": 200, "latency_ms": 1.5})
+    without = TrialRecord(1, "COMPLETE", {"accuracy": 0.8, "macs": 100.0}, {"name": "b"},
+                          {"val_accuracy": 0.8, "macs": 100, "robustness": None})
+    summary = study(with_latency, without)
+    assert report_dict(summary)["pareto"] == [0, 1]
+    write_csv(summary, tmp_path / "trials.csv")
+    with open(tmp_path / "trials.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["metrics.latency_ms"] for row in rows] == ["1.5", ""]
+    assert [row["metrics.robustness"] for row in rows] == ["", ""]
+    write_html(summary, tmp_path / "report.html")
+    assert "Pareto front" in render(summary)
+
+
+def test_objectives_are_described_from_the_metric_registry(tmp_path):
+    objectives = [Objective("accuracy", "maximize"), Objective("macs", "minimize"), Objective("custom", "minimize")]
+    summary = StudySummary("s", objectives, [TrialRecord(0, "COMPLETE", {"accuracy": 0.9, "macs": 5, "custom": 1},
+                                                         {"name": "t"}, {})])
+    write_html(summary, tmp_path / "report.html")
+    page = tmp_path.joinpath("report.html").read_text()
+    assert "accuracy (maximize): validation accuracy, 0..1" in page and "custom (minimize)" in page
+    assert "macs (min, MACs)" in render(summary)
+
+
 def test_html_escapes_user_strings_and_needs_no_network(tmp_path):
     summary = StudySummary(MALICIOUS, ACC_MACS, [complete(0, 0.9, 200.0, name=MALICIOUS, mixer={"kind": MALICIOUS}),
                                                  complete(1, 0.8, 100.0), failed(2, MALICIOUS)])

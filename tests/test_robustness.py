@@ -15,7 +15,7 @@ from torch import nn
 
 from vitnas.nas.robustness import evaluate_robustness, fourier_heatmap, parse_suite, save_heatmap_png
 from vitnas.nas.robustness.attacks import fgsm, pgd
-from vitnas.nas.robustness.batching import predict
+from vitnas.nas.inference import predict
 from vitnas.nas.robustness.corruptions import CORRUPTIONS, brightness, contrast, corrupt, fog, gaussian_blur, pixelate
 from vitnas.nas.robustness.frequency import band_limited_noise, radial_frequency
 from vitnas.nas.robustness.jpeg import jpeg_compress

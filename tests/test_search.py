@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vitnas.cli.app import app
-from vitnas.nas.objectives import parse_objectives
+from vitnas.nas.metrics import parse_objectives
 from vitnas.nas.pareto import non_dominated
 from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import Budget, OptunaSearcher

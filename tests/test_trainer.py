@@ -4,7 +4,9 @@ import torch
 from torch import nn
 
 from vitnas.nas.data import Normalize, load_dataset
-from vitnas.nas.trainer import TrainSettings, augment, evaluate_accuracy, predict_logits, resolve_device, train
+from vitnas.nas.inference import correct_predictions, evaluate_accuracy
+from vitnas.nas.outcome import Outcome
+from vitnas.nas.trainer import TrainSettings, augment, resolve_device, train
 from vitnas.errors import UserError
 
 
@@ -26,11 +28,11 @@ def _settings(**changes) -> TrainSettings:
 def test_tiny_model_learns(data):
     model = _model(data)
     result = train(model, data, _settings())
-    assert result.status == "ok" and result.epochs == 3 and len(result.history) == 3
+    assert result.status is Outcome.OK and result.epochs == 3 and len(result.history) == 3
     assert result.val_accuracy >= 0.9 and result.history[-1].train_loss < result.history[0].train_loss
     assert result.images_per_second > 0 and result.train_seconds > 0
     assert evaluate_accuracy(model, data.x_test, data.y_test) >= 0.9
-    assert predict_logits(model, data.x_test[:5], batch_size=2).shape == (5, 4)
+    assert correct_predictions(model, data.x_test[:5], data.y_test[:5], batch_size=2).shape == (5,)
 
 
 def test_same_seed_same_numbers_other_seed_differs(data):
@@ -59,7 +61,7 @@ def test_nan_loss_stops_at_once(data):
 
     model = Exploding()
     result = train(model, data, _settings(epochs=5))
-    assert result.status == "diverged" and result.history == [] and model.calls == 1
+    assert result.status is Outcome.DIVERGED and result.history == [] and model.calls == 1
     assert result.val_accuracy == 0.0
 
 

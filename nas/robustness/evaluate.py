@@ -7,7 +7,6 @@ part's name, so a part's numbers do not depend on which other parts run alongsid
 
 from __future__ import annotations
 
-import math
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -15,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from .batching import as_float_images, correct_predictions, eval_mode
+from vitnas.nas.files import json_safe
+from vitnas.nas.inference import as_input, correct_predictions, eval_mode
+
 from .patch import patch_side
 from .perturbations import build_perturbation
 from .suite import Part, Suite
@@ -40,15 +41,7 @@ class RobustnessResult:
 
     def to_dict(self) -> dict:
         """Plain JSON-safe dict (NaN becomes None)."""
-        return _json_safe(asdict(self))
-
-
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
+        return json_safe(asdict(self))
 
 
 def part_generator(part: Part, seed: int, device: torch.device) -> torch.Generator:
@@ -90,7 +83,7 @@ def evaluate_robustness(
         clean_correct = correct_predictions(model, x, y, None, batch_size=batch_size, device=device)
         seconds["clean"] = time.perf_counter() - started
         # A patch is fitted on the first batch of the evaluated images (white-box, like PGD).
-        fit_images, fit_labels = as_float_images(x[:batch_size], device), y[:batch_size].to(device)
+        fit_images, fit_labels = as_input(x[:batch_size], device), y[:batch_size].to(device)
         for part in suite.parts:
             started = time.perf_counter()
             generator = part_generator(part, seed, device)

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from .batching import as_float_images, eval_mode, predict
+from vitnas.nas.inference import as_input, eval_mode, predict
 
 
 def fourier_basis(height: int, width: int, bins: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ def fourier_heatmap(
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n_images]
-    images = as_float_images(x[order], device)
+    images = as_input(x[order], device)
     labels = y[order].to(device)
     n, channels, height, width = images.shape
     eps = 4.0 * math.sqrt(height * width) / 32 if eps is None else eps

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vitnas.nas.inference import Perturbation
+
 from .attacks import fgsm, pgd
-from .batching import Perturbation
 from .corruptions import SEVERITY_PARAMETERS, corrupt
 from .noise import frequency_noise, gaussian_noise
 from .patch import apply_patch, fit_patch, patch_side

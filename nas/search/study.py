@@ -16,7 +16,7 @@ import optuna
 import yaml
 
 from vitnas.nas.files import write_text_atomic
-from vitnas.nas.objectives import objective_values
+from vitnas.nas.metrics import objective_values
 from vitnas.nas.records import Objective, StudySummary, TrialRecord
 from vitnas.errors import UserError
 
