@@ -33,6 +33,7 @@ class TrialRecord:
     duration_s: float | None = None
     error: str | None = None
     seed: int | None = None
+    outcome: str | None = None  # a vitnas.nas.outcome.Outcome value: how the run ended; None while running
 
     def __post_init__(self) -> None:
         if self.state not in TRIAL_STATES:

@@ -37,6 +37,7 @@ def report_dict(summary: StudySummary) -> dict:
         "trials": [json_safe({
             "number": trial.number, "state": trial.state, "values": trial.values, "config": trial.config,
             "metrics": trial.metrics, "duration_s": trial.duration_s, "error": trial.error,
+            "outcome": trial.outcome,
         }) for trial in trials],
         "pareto": [trial.number for trial in front],
         "hypervolume": pareto.hypervolume(points, reference, directions) if ranked else 0.0,
@@ -90,7 +91,8 @@ def write_csv(summary: StudySummary, path: str | Path) -> None:
     names = [objective.name for objective in summary.objectives]
     rows = []
     for trial in sorted(summary.trials, key=lambda t: t.number):
-        row = {"number": trial.number, "state": trial.state, "pareto": int(trial.number in front)}
+        row = {"number": trial.number, "state": trial.state, "outcome": _blank_if_none(trial.outcome),
+               "pareto": int(trial.number in front)}
         row.update({name: trial.values.get(name, "") for name in names})
         row.update({"duration_s": _blank_if_none(trial.duration_s), "seed": _blank_if_none(trial.seed),
                     "error": _blank_if_none(trial.error)})
@@ -141,8 +143,9 @@ def _print_failures(report: dict, console: Console, shown: int = 5) -> None:
         return
     table = Table(title=f"Failed trials ({len(failed)}, first {min(shown, len(failed))} shown)")
     table.add_column("trial", justify="right")
+    table.add_column("outcome")
     table.add_column("reason")
     for trial in failed[:shown]:
         lines = (trial["error"] or "").strip().splitlines()
-        table.add_row(str(trial["number"]), Text(lines[0] if lines else "no reason recorded"))
+        table.add_row(str(trial["number"]), trial["outcome"] or "", Text(lines[0] if lines else "no reason recorded"))
     console.print(table)

@@ -86,10 +86,11 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
     records = []
     for trial_id, number, state in trials:
         user = by_trial.get(trial_id, {})
-        if user.get("rejected"):
+        if user.get("outcome") == "rejected":  # never trained (nas.outcome.Outcome.REJECTED)
             continue
         records.append(TrialRecord(number=number, state=state,
                                    values=objective_values.get(trial_id, {}) if state == "COMPLETE" else {},
                                    config=user.get("config", {}), metrics=user.get("metrics", {}),
-                                   duration_s=user.get("duration_s"), error=user.get("error"), seed=user.get("seed")))
+                                   duration_s=user.get("duration_s"), error=user.get("error"), seed=user.get("seed"),
+                                   outcome=user.get("outcome")))
     return records

@@ -1,4 +1,5 @@
-"""The search: Optuna proposes, Ray Tune runs, every finished trial persists; kill -9 and --resume lose nothing."""
+"""The search: Optuna proposes, the executor runs, every finished trial persists with its outcome (and weights);
+kill -9 and --resume lose nothing."""
 import json
 import os
 import signal
@@ -7,18 +8,23 @@ import sys
 import time
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from vitnas.cli.app import app
+from vitnas.nas.data import load_dataset
+from vitnas.nas.executor import TrialResult
 from vitnas.nas.metrics import parse_objectives
+from vitnas.nas.outcome import Outcome
 from vitnas.nas.pareto import non_dominated
 from vitnas.nas.search.samplers import make_sampler
-from vitnas.nas.search.searcher import Budget, OptunaSearcher
+from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.search.study import StudySpec, StudyStore
-from vitnas.nas.search.worker import run_trial_in_worker
-from vitnas.nas.trial import TrialSettings
-from vitnas.nas.trainer import TrainSettings
+from vitnas.nas.search.weights import SMALL_MODEL_PARAMS, KeepWeights
+from vitnas.nas.trainer import evaluate_accuracy
+from vitnas.nas.trial import TrialSettings, build_trial_model
 from vitnas.errors import UserError
+from vitnas.search_spaces.config import ArchConfig
 from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=192,size=8,chans=1,classes=3"
@@ -55,6 +61,7 @@ def finished_study(tmp_path_factory):
     return out / "s", budget
 
 
+@pytest.mark.slow
 def test_search_runs_trials_on_ray_and_persists_each(finished_study):
     directory, _ = finished_study
     report = _report(directory)
@@ -64,7 +71,7 @@ def test_search_runs_trials_on_ray_and_persists_each(finished_study):
     for number in done:
         folder = directory / "trials" / f"{number:04d}"
         metrics = json.loads((folder / "metrics.json").read_text())
-        assert metrics["status"] == "ok" and metrics["seed"] == 0
+        assert metrics["status"] == "ok" and metrics["seed"] == 0 and metrics["dataset"] == DATA
         assert metrics["metrics"]["val_accuracy"] == done[number]["accuracy"]
         assert (folder / "config.yaml").read_text().startswith("name:")
     objectives = report["objectives"]
@@ -73,16 +80,30 @@ def test_search_runs_trials_on_ray_and_persists_each(finished_study):
     assert set(report["pareto"]) == front and report["hypervolume"] > 0
 
 
-def test_budget_rejects_before_training_and_does_not_count(finished_study):
+@pytest.mark.slow
+def test_trial_folders_hold_weights_that_reproduce_the_recorded_accuracy(finished_study):
+    """Tiny models keep their weights by default (--keep-weights auto): config + model.pt load like a checkpoint."""
+    directory, _ = finished_study
+    data = load_dataset(DATA, seed=0)
+    for number, values in _complete(_report(directory)).items():
+        folder = directory / "trials" / f"{number:04d}"
+        model = build_trial_model(ArchConfig.from_yaml(folder / "config.yaml"), data)
+        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        assert evaluate_accuracy(model, data.x_val, data.y_val, device="cpu") == values["accuracy"]
+
+
+@pytest.mark.slow
+def test_cost_limits_reject_before_training_and_do_not_count(finished_study):
     directory, budget = finished_study
     store = StudyStore.open(directory)
-    rejected = [t for t in store.study.get_trials() if t.user_attrs.get("rejected")]
-    assert rejected, "the low MACs budget should have rejected some proposals"
+    rejected = [t for t in store.study.get_trials() if t.user_attrs.get("outcome") == "rejected"]
+    assert rejected, "the low MACs limit should have rejected some proposals"
     assert all("--max-macs" in t.user_attrs["error"] and not t.user_attrs.get("metrics") for t in rejected)
     assert all(v["macs"] <= budget for v in _complete(_report(directory)).values())
     assert store.counted_trials() == 3
 
 
+@pytest.mark.slow
 def test_finished_study_is_not_overwritten_without_resume(finished_study):
     directory, _ = finished_study
     before = _report(directory)
@@ -92,6 +113,7 @@ def test_finished_study_is_not_overwritten_without_resume(finished_study):
     assert _report(directory)["trials"] == before["trials"]
 
 
+@pytest.mark.slow
 def test_resume_needs_the_same_objectives(finished_study):
     directory, _ = finished_study
     result = runner.invoke(app, ["search", *TINY, "--trials", "4", "--out", str(directory.parent), "--study", "s",
@@ -99,6 +121,7 @@ def test_resume_needs_the_same_objectives(finished_study):
     assert result.exit_code == 2 and "objectives" in result.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_keeps_finished_trials(tmp_path):
     """The driver and every process it started are killed with SIGKILL; --resume completes the study."""
     args = [sys.executable, "-m", "vitnas.cli", "search", *TINY, "--trials", "3", "--out", str(tmp_path),
@@ -120,7 +143,12 @@ def test_kill_9_then_resume_keeps_finished_trials(tmp_path):
     assert all(after[n] == v for n, v in before.items())
 
 
-# -- the searcher and the worker, without Ray --------------------------------------------------------------
+def test_an_unknown_keep_weights_choice_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["search", *TINY, "--out", str(tmp_path), "--keep-weights", "some"])
+    assert result.exit_code == 2 and "--keep-weights" in result.stderr and not (tmp_path / "s").exists()
+
+
+# -- the producer and the store, without Ray --------------------------------------------------------------------
 
 def _store(tmp_path, name: str, seed: int = 0) -> StudyStore:
     spec = StudySpec(name=name, storage=f"sqlite:///{tmp_path / name}.db", space="metaformer", dataset=DATA,
@@ -134,53 +162,104 @@ class _Quiet:
     def trial_finished(self, record): pass
 
 
-def _searcher(store: StudyStore, total: int, budget: Budget = Budget()) -> OptunaSearcher:
+def _producer(store: StudyStore, total: int, limits: CostLimits = CostLimits(), keep: KeepWeights = KeepWeights(),
+              params: int = 100) -> OptunaProducer:
     space = load_space("metaformer")
     propose = lambda trial: space.suggest(trial, image_size=8, in_chans=1, num_classes=3)  # noqa: E731
-    return OptunaSearcher(store, propose, lambda cfg: (1000, 100), budget, total, _Quiet(), max_rejections=20)
+    return OptunaProducer(store, propose, lambda cfg: (1000, params), limits, total, TrialSettings(), _Quiet(), keep,
+                          max_rejections=20)
 
 
-def _drive(searcher: OptunaSearcher, n: int) -> list[dict]:
-    """What Tune does with one worker: suggest, run, complete, in turn."""
+def _ok(accuracy: float, macs: int, params: int = 100, weights: bytes | None = None) -> TrialResult:
+    return TrialResult(Outcome.OK, {"val_accuracy": accuracy, "macs": macs, "params": params}, weights=weights)
+
+
+def _drive(producer: OptunaProducer, n: int) -> list[dict]:
+    """What the executor does with one worker: request, run, finish, in turn."""
     proposed = []
     for i in range(n):
-        config = searcher.suggest(str(i))
-        proposed.append(config["arch"])
-        metrics = {"val_accuracy": 0.5 + 0.01 * i, "macs": 1000 + i}
-        searcher.on_trial_complete(str(i), {"vitnas_outcome": json.dumps({"status": "ok", "metrics": metrics})})
+        request = producer.next_request()
+        proposed.append(request.arch)
+        producer.on_finished(request.key, _ok(0.5 + 0.01 * i, 1000 + i))
     return proposed
 
 
 def test_same_seed_proposes_the_same_configs(tmp_path):
-    first = _drive(_searcher(_store(tmp_path, "a"), 12), 12)
-    second = _drive(_searcher(_store(tmp_path, "b"), 12), 12)
-    other = _drive(_searcher(_store(tmp_path, "c", seed=1), 12), 12)
+    first = _drive(_producer(_store(tmp_path, "a"), 12), 12)
+    second = _drive(_producer(_store(tmp_path, "b"), 12), 12)
+    other = _drive(_producer(_store(tmp_path, "c", seed=1), 12), 12)
     assert first == second
     assert first != other
 
 
-def test_searcher_stops_at_the_total_and_counts_failures(tmp_path):
+def test_each_outcome_maps_to_its_optuna_state_and_count(tmp_path):
+    store = _store(tmp_path, "o")
+    producer = _producer(store, 10)
+    ended = {Outcome.OK: _ok(0.5, 10), Outcome.PRUNED: TrialResult(Outcome.PRUNED, {"val_accuracy": 0.2}),
+             Outcome.DIVERGED: TrialResult(Outcome.DIVERGED, error="diverged: NaN"),
+             Outcome.FAILED: TrialResult(Outcome.FAILED, error="worker died")}
+    for result in ended.values():
+        producer.on_finished(producer.next_request().key, result)
+    running = producer.next_request()
+    producer.on_interrupted([running.key])
+    records = {t.outcome: t for t in store.summary().trials}
+    assert {o: records[o.value].state for o in ended} == {Outcome.OK: "COMPLETE", Outcome.PRUNED: "PRUNED",
+                                                          Outcome.DIVERGED: "FAIL", Outcome.FAILED: "FAIL"}
+    assert records["interrupted"].state == "FAIL" and records[None].state == "WAITING"  # queued to run again
+    assert store.counted_trials() == 4
+    report = _report(tmp_path / "o")
+    assert sorted(t["outcome"] or "" for t in report["trials"]) == sorted(
+        ["", "diverged", "failed", "interrupted", "ok", "pruned"])
+    folder = json.loads((tmp_path / "o" / "trials" / f"{records['pruned'].number:04d}" / "metrics.json").read_text())
+    assert folder["status"] == "pruned" and folder["metrics"] == {"val_accuracy": 0.2}
+
+
+def test_an_ok_run_without_its_objectives_is_recorded_failed(tmp_path):
+    store = _store(tmp_path, "n")
+    producer = _producer(store, 2)
+    producer.on_finished(producer.next_request().key, TrialResult(Outcome.OK, {"val_accuracy": float("nan"),
+                                                                               "macs": 1}))
+    producer.on_finished(producer.next_request().key, TrialResult(Outcome.OK, {"val_accuracy": 0.5}))
+    errors = [(t.state, t.outcome, t.error) for t in store.summary().trials]
+    assert [e[:2] for e in errors] == [("FAIL", "failed")] * 2
+    assert "NaN" in errors[0][2] and "macs" in errors[1][2]
+
+
+def test_producer_stops_at_the_total(tmp_path):
     store = _store(tmp_path, "f")
-    searcher = _searcher(store, 2)
-    searcher.suggest("x")
-    searcher.on_trial_complete("x", None, error=True)  # Ray lost the worker: no result at all
-    record = store.summary().trials[0]
-    assert record.state == "FAIL" and "worker died" in record.error
-    _drive(searcher, 1)
-    assert searcher.suggest("z") == OptunaSearcher.FINISHED and store.counted_trials() == 2
+    producer = _producer(store, 2)
+    producer.on_finished(producer.next_request().key, TrialResult(Outcome.FAILED, error="boom"))
+    _drive(producer, 1)
+    assert producer.next_request() is None and store.counted_trials() == 2
 
 
-def test_budget_that_nothing_meets_is_a_user_error(tmp_path):
-    searcher = _searcher(_store(tmp_path, "b"), 3, Budget(max_macs=10))
-    assert searcher.suggest("1") == OptunaSearcher.FINISHED
-    assert isinstance(searcher.error, UserError) and "--max-macs" in str(searcher.error)
-    assert searcher.store.counted_trials() == 0 and len(searcher.store.study.get_trials()) == 20
+def test_cost_limits_that_nothing_meets_are_a_user_error(tmp_path):
+    store = _store(tmp_path, "b")
+    with pytest.raises(UserError, match="--max-macs"):
+        _producer(store, 3, CostLimits(max_macs=10)).next_request()
+    assert store.counted_trials() == 0 and len(store.study.get_trials()) == 20
+    assert {t.user_attrs["outcome"] for t in store.study.get_trials()} == {"rejected"}
 
 
-def test_a_trial_that_raises_is_reported_failed_with_its_reason(monkeypatch):
-    reported = []
-    monkeypatch.setattr("vitnas.nas.search.worker.tune.report", reported.append)
-    settings = TrialSettings(train=TrainSettings(epochs=1))
-    run_trial_in_worker({"arch": {"name": "broken", "stages": "not a list"}}, data=None, settings=settings, threads=1)
-    payload = json.loads(reported[-1]["vitnas_outcome"])
-    assert payload["status"] == "failed" and payload["error"] and "Traceback" in payload["log"]
+def _weights_study(tmp_path, keep: KeepWeights, params: int) -> tuple[StudyStore, dict[int, bool]]:
+    """Three trials (accuracy up, MACs down); the second is dominated by the third, the first and third trade off."""
+    store = _store(tmp_path, keep.mode)
+    producer = _producer(store, 3, keep=keep, params=params)
+    for accuracy, macs in ((0.9, 900), (0.5, 600), (0.6, 500)):
+        request = producer.next_request()
+        assert request.keep_weights == keep.wanted
+        producer.on_finished(request.key, _ok(accuracy, macs, params, b"weights" if request.keep_weights else None))
+    return store, {n: store.weights_path(n).exists() for n in range(3)}
+
+
+@pytest.mark.parametrize("mode, params, kept", [
+    ("all", SMALL_MODEL_PARAMS * 2, [True, True, True]),
+    ("front", 100, [True, False, True]),
+    ("none", 100, [False, False, False]),
+    ("auto", SMALL_MODEL_PARAMS, [True, True, True]),
+    ("auto", SMALL_MODEL_PARAMS + 1, [True, False, True]),
+])
+def test_keep_weights_keeps_what_it_says(tmp_path, mode, params, kept):
+    store, exists = _weights_study(tmp_path, KeepWeights(mode), params)
+    assert [exists[n] for n in range(3)] == kept
+    assert all(store.weights_path(n).read_bytes() == b"weights" for n in range(3) if exists[n])

@@ -32,9 +32,10 @@ def study_dir(tmp_path):
         study.tell(trial, values)
     failed = study.ask()
     failed.set_user_attr("error", "out of memory")
+    failed.set_user_attr("outcome", "failed")
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
     rejected = study.ask()
-    rejected.set_user_attr("rejected", True)
+    rejected.set_user_attr("outcome", "rejected")
     study.tell(rejected, state=optuna.trial.TrialState.FAIL)
     study.ask()  # still running
     return directory
@@ -54,6 +55,7 @@ def test_reader_agrees_with_optuna(study_dir):
     assert summary.trials[1].values == {"accuracy": 0.5, "macs": math.inf}
     assert summary.trials[0].config == {"name": "a"} and summary.trials[0].seed == 3
     assert summary.trials[1].duration_s == 1.5 and summary.trials[2].error == "out of memory"
+    assert summary.trials[2].outcome == "failed" and summary.trials[3].outcome is None
     assert [o.name for o in summary.objectives] == ["accuracy", "macs"]
 
 

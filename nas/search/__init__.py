@@ -1,4 +1,3 @@
-"""The search: Optuna proposes architectures, Ray Tune runs them as trials, an Optuna storage keeps every result.
-
-Only this package imports Optuna and Ray.
+"""The search: Optuna proposes architectures, the trial executor (Ray Tune) runs them, an Optuna storage keeps
+every result. This package imports Optuna; Ray only through vitnas.nas.executor.
 """

@@ -1,22 +1,25 @@
-"""The bridge between Ray Tune and Optuna: Tune asks this searcher for the next trial, Optuna proposes it.
+"""The search as a producer on the trial executor: Optuna proposes each architecture, the study store keeps each result.
 
-Tune decides when and where trials run; this searcher asks Optuna's study for a config (define-by-run through the
-space), rejects configs outside the MACs/params budget before they cost anything, and records each finished trial
-in the study store the moment Tune reports it.
+Asked for the next run, it asks Optuna's study for a config (define-by-run through the space), rejects configs over
+the MACs/params limits before they cost anything, and records each run in the study store the moment it ends.
 """
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ray.tune.search import Searcher
+import optuna
 
+from vitnas.nas.executor import TrialRequest, TrialResult
+from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import TrialRecord
 from vitnas.nas.search.study import StudyStore
+from vitnas.nas.search.weights import KeepWeights
+from vitnas.nas.trainer import EpochMetrics
+from vitnas.nas.trial import TrialSettings
 from vitnas.errors import UserError
 
 MAX_CONSECUTIVE_REJECTIONS = 500
+SEARCH_DATA = "search"  # a search trains every trial on one data set (one seed)
 
 
 class SearchListener(Protocol):
@@ -28,7 +31,9 @@ class SearchListener(Protocol):
 
 
 @dataclass(frozen=True)
-class Budget:
+class CostLimits:
+    """The most MACs and parameters a proposed architecture may have; larger ones are rejected untrained."""
+
     max_macs: int | None = None
     max_params: int | None = None
 
@@ -40,71 +45,51 @@ class Budget:
         return None
 
 
-class OptunaSearcher(Searcher):
-    def __init__(self, store: StudyStore, propose: Callable, cost: Callable, budget: Budget, total: int,
-                 listener: SearchListener, max_rejections: int = MAX_CONSECUTIVE_REJECTIONS):
-        super().__init__()
+class OptunaProducer:
+    def __init__(self, store: StudyStore, propose: Callable, cost: Callable[[object], tuple[int, int]],
+                 limits: CostLimits, total: int, settings: TrialSettings, listener: SearchListener,
+                 keep: KeepWeights = KeepWeights(), max_rejections: int = MAX_CONSECUTIVE_REJECTIONS):
+        self.store, self.propose, self.cost, self.limits = store, propose, cost, limits
+        self.total, self.settings, self.listener, self.keep = total, settings, listener, keep
         self.max_rejections = max_rejections
-        self.store, self.propose, self.cost, self.budget = store, propose, cost, budget
-        self.total, self.listener = total, listener
-        self.error: UserError | None = None  # raised by the runner after Tune returns
-        self._running: dict[str, tuple] = {}
+        self._running: dict[str, tuple[optuna.trial.Trial, dict]] = {}
 
-    def suggest(self, trial_id: str):
-        if self.error is not None or self.store.counted_trials() + len(self._running) >= self.total:
-            return Searcher.FINISHED
+    def next_request(self) -> TrialRequest | None:
+        if self.store.counted_trials() + len(self._running) >= self.total:
+            return None
         for _ in range(self.max_rejections):
             trial = self.store.ask()
             try:
                 config = self.propose(trial)
             except UserError as err:  # a space file whose choices cannot make a valid model
                 self.store.reject(trial, {}, str(err))
-                self.error = err
-                return Searcher.FINISHED
+                raise
             macs, params = self.cost(config)
-            reason = self.budget.violation(macs, params)
+            reason = self.limits.violation(macs, params)
             if reason is None:
                 break
             self.store.reject(trial, config.to_dict(), reason)
         else:
-            self.error = UserError(f"{self.max_rejections} proposals in a row were over budget "
-                                   "(--max-macs/--max-params): raise the budget or narrow the space")
-            return Searcher.FINISHED
+            raise UserError(f"{self.max_rejections} proposals in a row were over the cost limits "
+                            "(--max-macs/--max-params): raise the limits or narrow the space")
         config_dict = config.to_dict()
-        self._running[trial_id] = (trial, config_dict, time.monotonic())
+        key = str(trial.number)
+        self._running[key] = (trial, config_dict)
         self.listener.trial_started(trial.number, config_dict)
-        return {"number": trial.number, "arch": config_dict}
+        return TrialRequest(key=key, arch=config_dict, settings=self.settings, data=SEARCH_DATA,
+                            keep_weights=self.keep.wanted)
 
-    def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self._running and "epoch" in result:
-            self.listener.trial_progress(self._running[trial_id][0].number, int(result["epoch"]),
-                                         float(result.get("val_accuracy", float("nan"))))
+    def on_progress(self, key: str, epoch: EpochMetrics) -> None:
+        self.listener.trial_progress(int(key), epoch.epoch, epoch.val_accuracy)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id not in self._running:
-            return
-        trial, config, started = self._running.pop(trial_id)
-        if result and "vitnas_outcome" in result:
-            payload = json.loads(result["vitnas_outcome"])
-        else:  # Ray lost the worker before it could report: killed, out of memory, node gone
-            payload = {"status": "failed", "error": "the trial's Ray worker died before reporting "
-                       "(out of memory, killed, or its node left the cluster); see Ray's logs"}
-        payload.setdefault("duration_s", time.monotonic() - started)
-        self.listener.trial_finished(self.store.finish(trial, config, payload))
+    def on_finished(self, key: str, result: TrialResult) -> None:
+        trial, config = self._running.pop(key)
+        record = self.store.finish(trial, config, result)
+        if result.outcome is Outcome.OK:
+            self.keep.drop_off_front(self.store)
+        self.listener.trial_finished(record)
 
-    def interrupt_running(self) -> None:
-        """The search stops with trials in flight (Ctrl-C): record them as interrupted and queue them again."""
-        for trial, _, _ in self._running.values():
-            self.store.interrupt(trial)
-        self._running.clear()
-
-    # The Optuna storage is the search's checkpoint: Tune's own copies of this searcher (it pickles the Tuner to
-    # disk, and checkpoints searchers) carry no state, and the live study, view and locks stay in the driver.
-    def __getstate__(self) -> dict:
-        return {}
-
-    def save(self, checkpoint_path: str) -> None:
-        pass
-
-    def restore(self, checkpoint_path: str) -> None:
-        pass
+    def on_interrupted(self, keys: list[str]) -> None:
+        """Runs cut off by Ctrl-C or an error: recorded as interrupted and queued again for --resume."""
+        for key in keys:
+            self.store.interrupt(self._running.pop(key)[0])

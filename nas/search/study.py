@@ -2,9 +2,13 @@
 
 Layout of `OUT/NAME/`: `study.json` (what defines the study: storage URL, space, data set, objectives, sampler,
 seed, budget; checked on --resume), `study.db` (the default SQLite Optuna storage), `trials/NNNN/` (config.yaml,
-metrics.json, log.txt of each finished trial). The Optuna storage is the source of truth; the files are written
+metrics.json, log.txt of each finished trial, and model.pt, its trained weights, as --keep-weights says: a trial
+folder loads like a `vitnas train` checkpoint). The Optuna storage is the source of truth; the files are written
 first and the storage told second, so a trial is either finished in the storage with its files, or still RUNNING
 and re-run on --resume.
+
+How each run ended (vitnas.nas.outcome.Outcome) is the trial's `outcome` attribute; in Optuna's terms OK is
+COMPLETE, PRUNED is PRUNED and every other outcome is FAIL.
 """
 import json
 import os
@@ -15,12 +19,15 @@ from pathlib import Path
 import optuna
 import yaml
 
-from vitnas.nas.files import write_text_atomic
+from vitnas.nas.executor import TrialResult
+from vitnas.nas.files import json_text, write_atomic, write_text_atomic
 from vitnas.nas.metrics import objective_values
+from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import Objective, StudySummary, TrialRecord
 from vitnas.errors import UserError
 
 STUDY_FILE = "study.json"
+WEIGHTS_FILE = "model.pt"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
            optuna.trial.TrialState.PRUNED: "PRUNED", optuna.trial.TrialState.RUNNING: "RUNNING",
            optuna.trial.TrialState.WAITING: "WAITING"}
@@ -67,6 +74,12 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _outcome(frozen: optuna.trial.FrozenTrial) -> Outcome | None:
+    """How the trial's run ended; None while it runs."""
+    value = frozen.user_attrs.get("outcome")
+    return None if value is None else Outcome(value)
 
 
 class StudyStore:
@@ -116,9 +129,9 @@ class StudyStore:
 
     # -- counting and recovery -------------------------------------------------------------------------------
     def counted_trials(self) -> int:
-        """Trials that count towards --trials: finished ones, not budget rejections nor interrupted runs."""
+        """Trials that count towards --trials: finished ones, not cost-limit rejections nor interrupted runs."""
         return sum(1 for t in self.study.get_trials(deepcopy=False)
-                   if t.state.is_finished() and not t.user_attrs.get("rejected") and not t.user_attrs.get("interrupted"))
+                   if t.state.is_finished() and (outcome := _outcome(t)) is not None and outcome.counted)
 
     def recover_interrupted(self) -> list[int]:
         """Trials left RUNNING by a driver on this host that no longer lives: mark them failed, queue them again."""
@@ -134,7 +147,7 @@ class StudyStore:
 
     def interrupt(self, trial: optuna.trial.Trial) -> None:
         """A trial whose run was cut off (Ctrl-C, killed driver): failed as interrupted, its config queued again."""
-        trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("outcome", Outcome.INTERRUPTED.value)
         trial.set_user_attr("error", "interrupted: the driver stopped before this trial finished; re-queued")
         frozen = self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.study.enqueue_trial(frozen.params, user_attrs={"retry_of": frozen.number})
@@ -147,40 +160,59 @@ class StudyStore:
         return trial
 
     def reject(self, trial: optuna.trial.Trial, config: dict, reason: str) -> None:
-        """A config outside the MACs/params budget: recorded, but not trained and not counted as a trial."""
+        """A config over the MACs/params limits: recorded, but not trained and not counted as a trial."""
         trial.set_user_attr("config", config)
-        trial.set_user_attr("rejected", True)
+        trial.set_user_attr("outcome", Outcome.REJECTED.value)
         trial.set_user_attr("error", reason)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
-    def finish(self, trial: optuna.trial.Trial, config: dict, payload: dict) -> TrialRecord:
-        """Persist one trial's outcome: its files first, then its state and values in the storage."""
-        metrics, error = payload.get("metrics", {}), payload.get("error")
+    def trial_dir(self, number: int) -> Path:
+        return self.directory / "trials" / f"{number:04d}"
+
+    def weights_path(self, number: int) -> Path:
+        return self.trial_dir(number) / WEIGHTS_FILE
+
+    def finish(self, trial: optuna.trial.Trial, config: dict, result: TrialResult) -> TrialRecord:
+        """Persist one run's result: its files first (weights included), then its outcome and values in the storage."""
+        outcome, error = result.outcome, result.error
         values = None
-        if payload.get("status") == "ok":
-            try:
-                values = objective_values(self.spec.objectives, metrics)
-            except (KeyError, TypeError, ValueError) as err:
-                error = f"metric {err} missing from the trial's results"
-            else:
-                if any(v != v for v in values.values()):  # NaN objective: a failed measurement, not a result
-                    values, error = None, f"an objective is NaN: {values}"
-        folder = self.directory / "trials" / f"{trial.number:04d}"
-        write_text_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        record = {"status": payload.get("status"), "error": error, "seed": self.spec.seed,
-                  "timing": {key: payload.get(key) for key in ("duration_s", "started_at", "finished_at")},
-                  "metrics": metrics, "history": payload.get("history", [])}
-        write_text_atomic(folder / "metrics.json", json.dumps(record, indent=2))
-        write_text_atomic(folder / "log.txt", payload.get("log", ""))
+        if outcome is Outcome.OK:
+            values, error = self._objective_values(result.metrics)
+            outcome = Outcome.OK if values is not None else Outcome.FAILED
+        self._write_files(self.trial_dir(trial.number), config, result, outcome, error)
         trial.set_user_attr("config", config)
-        trial.set_user_attr("metrics", metrics)
-        trial.set_user_attr("duration_s", payload.get("duration_s"))
-        if values is None:
-            trial.set_user_attr("error", error or f"trial ended with status {payload.get('status')}")
-            frozen = self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
+        trial.set_user_attr("metrics", result.metrics)
+        trial.set_user_attr("duration_s", result.duration_s)
+        trial.set_user_attr("outcome", outcome.value)
+        if error:
+            trial.set_user_attr("error", error)
+        if outcome is Outcome.OK:
             frozen = self.study.tell(trial, [values[o.name] for o in self.spec.objectives])
+        else:
+            state = optuna.trial.TrialState.PRUNED if outcome is Outcome.PRUNED else optuna.trial.TrialState.FAIL
+            frozen = self.study.tell(trial, state=state)
         return self._record(frozen)
+
+    def _objective_values(self, metrics: dict) -> tuple[dict[str, float] | None, str | None]:
+        try:
+            values = objective_values(self.spec.objectives, metrics)
+        except (KeyError, TypeError, ValueError) as err:
+            return None, f"metric {err} missing from the trial's results"
+        if any(v != v for v in values.values()):  # NaN objective: a failed measurement, not a result
+            return None, f"an objective is NaN: {values}"
+        return values, None
+
+    def _write_files(self, folder: Path, config: dict, result: TrialResult, outcome: Outcome, error: str | None):
+        """The trial folder, laid out as a checkpoint (nas.checkpoint reads `dataset` and `seed`)."""
+        if result.weights is not None and outcome is Outcome.OK:
+            write_atomic(folder / WEIGHTS_FILE, lambda out: out.write(result.weights))
+        write_text_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        record = {"status": outcome.value, "error": error, "dataset": self.spec.dataset, "seed": self.spec.seed,
+                  "timing": {"duration_s": result.duration_s, "started_at": result.started_at,
+                             "finished_at": result.finished_at},
+                  "metrics": result.metrics, "history": result.history}
+        write_text_atomic(folder / "metrics.json", json_text(record, indent=2))
+        write_text_atomic(folder / "log.txt", result.log)
 
     # -- summaries -------------------------------------------------------------------------------------------
     def _record(self, frozen: optuna.trial.FrozenTrial) -> TrialRecord:
@@ -188,12 +220,14 @@ class StudyStore:
         state = _STATES.get(frozen.state, frozen.state.name)
         values = ({o.name: v for o, v in zip(self.spec.objectives, frozen.values)}
                   if state == "COMPLETE" and frozen.values else {})
+        outcome = _outcome(frozen)
         return TrialRecord(number=frozen.number, state=state, values=values, config=attrs.get("config", {}),
                            metrics=attrs.get("metrics", {}), duration_s=attrs.get("duration_s"),
-                           error=attrs.get("error"), seed=attrs.get("seed"))
+                           error=attrs.get("error"), seed=attrs.get("seed"),
+                           outcome=None if outcome is None else outcome.value)
 
     def summary(self) -> StudySummary:
-        """Every trial except budget rejections (which never ran)."""
-        trials = [self._record(t) for t in self.study.get_trials(deepcopy=False) if not t.user_attrs.get("rejected")]
+        """Every trial except cost-limit rejections (which never ran)."""
+        trials = [self._record(t) for t in self.study.get_trials(deepcopy=False) if _outcome(t) is not Outcome.REJECTED]
         return StudySummary(name=self.spec.name, objectives=list(self.spec.objectives), trials=trials,
                             storage=self.spec.storage)
