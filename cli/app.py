@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                         "confidence intervals and verdicts."),
     "report": ("vitnas.cli.report:report", "Report a study: Pareto front (non-dominated completed trials), "
                                            "hypervolume, knee point, trial counts."),
+    "export": ("vitnas.cli.export:export", "Export an architecture as pure PyTorch: model.py, weights.pt, train.py, "
+                                           "config.yaml, metrics.json, README.md."),
 }
 
 
