@@ -48,3 +48,11 @@ class StudySummary:
     objectives: list[Objective]
     trials: list[TrialRecord]
     storage: str = ""
+
+
+def trial_record(number: int, state: str, values: dict[str, float], attrs: dict) -> TrialRecord:
+    """A trial as the study store keeps it in the storage's user attributes (one mapping for every reader)."""
+    return TrialRecord(number=number, state=state, values=values if state == "COMPLETE" else {},
+                       config=attrs.get("config", {}), metrics=attrs.get("metrics", {}),
+                       duration_s=attrs.get("duration_s"), error=attrs.get("error"), seed=attrs.get("seed"),
+                       outcome=attrs.get("outcome"))

@@ -12,7 +12,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from vitnas.errors import UserError
-from vitnas.nas.records import Objective, StudySummary, TrialRecord
+from vitnas.nas.outcome import Outcome
+from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_record
 
 STUDY_FILE = "study.json"
 DEFAULT_DATABASE = "study.db"
@@ -86,11 +87,6 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
     records = []
     for trial_id, number, state in trials:
         user = by_trial.get(trial_id, {})
-        if user.get("outcome") == "rejected":  # never trained (nas.outcome.Outcome.REJECTED)
-            continue
-        records.append(TrialRecord(number=number, state=state,
-                                   values=objective_values.get(trial_id, {}) if state == "COMPLETE" else {},
-                                   config=user.get("config", {}), metrics=user.get("metrics", {}),
-                                   duration_s=user.get("duration_s"), error=user.get("error"), seed=user.get("seed"),
-                                   outcome=user.get("outcome")))
+        if user.get("outcome") != Outcome.REJECTED.value:  # rejected proposals never ran
+            records.append(trial_record(number, state, objective_values.get(trial_id, {}), user))
     return records
