@@ -50,6 +50,13 @@ def read_info(directory: Path) -> dict:
 def load_checkpoint(directory: Path) -> Checkpoint:
     """The saved model, rebuilt from config.yaml and model.pt alone (no data set is read)."""
     info = read_info(directory)
+    arch, model = load_model(directory)
+    return Checkpoint(arch, model, info)
+
+
+def load_model(directory: Path) -> tuple[ArchConfig, nn.Module]:
+    """config.yaml + model.pt of a checkpoint or of a search trial's folder (same format): the architecture and the
+    trained model, Normalize + architecture, on the CPU, in eval mode."""
     arch = ArchConfig.from_yaml(_require(directory, "config.yaml"))
     try:
         state = torch.load(_require(directory, "model.pt"), map_location="cpu", weights_only=True)
@@ -64,7 +71,7 @@ def load_checkpoint(directory: Path) -> Checkpoint:
     except (RuntimeError, TypeError) as err:
         raise UserError(f"{directory / 'model.pt'} does not match {directory / 'config.yaml'} "
                         f"({_first_reason(err)}): keep the two files together") from None
-    return Checkpoint(arch, model.eval(), info)
+    return arch, model.eval()
 
 
 def _first_reason(err: Exception) -> str:
