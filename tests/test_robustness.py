@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 
 import numpy as np
@@ -206,21 +205,29 @@ def test_low_and_high_frequency_noise_tell_apart_which_band_a_model_relies_on(cy
     assert result.components[fragile_band] < result.components[robust_band] - 0.1
 
 
-def test_jpeg_is_near_identity_at_high_quality_blocky_at_low_and_matches_pillow():
+def test_jpeg_is_near_identity_at_high_quality_and_blocky_at_low():
+    """Pixel-for-pixel agreement with Pillow is in test_corruptions_reference.py; here what JPEG does to images."""
     generator = torch.Generator().manual_seed(0)
-    smooth = F.avg_pool2d(torch.rand((1, 3, 32, 32), generator=generator), 5, 1, 2, count_include_pad=False)
+    smooth = F.avg_pool2d(torch.rand((1, 1, 32, 32), generator=generator), 5, 1, 2, count_include_pad=False)
     smooth = (smooth * 255).round() / 255
-    assert (jpeg_compress(smooth, 100) - smooth).abs().max() <= 3 / 255
-    blocky = jpeg_compress(smooth[:, :1], 5)[0, 0]
+    colourless = smooth.expand(-1, 3, -1, -1)  # no chroma, so 4:2:0 subsampling loses nothing
+    for image in (smooth, colourless):
+        assert (jpeg_compress(image, 100) - image).abs().max() <= 2 / 255
+    blocky = jpeg_compress(smooth, 5)[0, 0]
     steps = (blocky[:, 1:] - blocky[:, :-1]).abs()  # steps[:, j] lies between columns j and j+1
     at_block_edges = steps[:, 7::8].mean()
     inside_blocks = steps[:, [j for j in range(31) if j % 8 != 7]].mean()
     assert at_block_edges > 3 * inside_blocks
-    pixels = (smooth[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=50, subsampling=0)
-    pillow = torch.from_numpy(np.array(Image.open(buffer))).permute(2, 0, 1).float() / 255
-    assert (jpeg_compress(smooth, 50)[0] - pillow).abs().mean() < 0.01
+
+
+def test_jpeg_subsamples_colour_but_keeps_luma_detail():
+    """4:2:0 keeps a one-pixel checkerboard in brightness but averages the same checkerboard in colour away."""
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    grey = checker.float().expand(1, 3, 16, 16) * 0.5 + 0.25
+    red_green = torch.stack([checker, 1 - checker, torch.zeros_like(checker)]).float()[None] * 0.5 + 0.25
+    assert (jpeg_compress(grey, 95) - grey).abs().mean() < 0.02
+    decoded = jpeg_compress(red_green, 95)
+    assert (decoded[:, 0] - decoded[:, 1]).abs().mean() < 0.1 < (red_green[:, 0] - red_green[:, 1]).abs().mean()
 
 
 def test_patch_covers_a_square_of_the_requested_side():
