@@ -58,6 +58,7 @@ def train(
     from vitnas.nas.checkpoint import save_checkpoint
     from vitnas.nas.data import load_dataset
     from vitnas.nas.metrics import parse_measurements
+    from vitnas.nas.outcome import Outcome
     from vitnas.nas.trial import run_trial
 
     settings = options.trial_settings(epochs, time_budget, seed, device, robustness, search=False,
@@ -72,7 +73,7 @@ def train(
             task, completed=u.fraction, status=f"epoch {u.epoch} loss {u.loss:.3f} acc {u.accuracy:.3f} "
                                                f"{u.images_per_second:.0f} img/s"))
         bar.update(task, completed=1.0)
-    if outcome.status != "ok":
+    if outcome.status is not Outcome.OK:
         raise UserError(f"training failed: {outcome.error}; lower the learning rate or change the architecture")
     directory = out or Path("runs") / f"train-{arch.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     save_checkpoint(directory, arch, outcome.model,

@@ -57,7 +57,7 @@ _MEASUREMENTS = (
     Measurement("latency", "inference latency at batch 1 and at the latency batch", False, False,
                 "vitnas.nas.measurements:latency"),
     Measurement("memory", "peak memory of one training step", False, False, "vitnas.nas.measurements:memory"),
-    Measurement("robustness", "the robustness suite (--robustness)", False, True,
+    Measurement("robustness", "the suite chosen with --robustness", False, True,
                 "vitnas.nas.measurements:robustness"),
 )
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in _MEASUREMENTS}
@@ -87,7 +87,7 @@ _DIRECTIONS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "mi
 
 def objectives_help() -> str:
     """The --objectives help text: the grammar, then every objective with its default direction and meaning."""
-    names = "; ".join(f"{m.name} ({'max' if m.direction == 'maximize' else 'min'}: {m.meaning}, {m.unit})"
+    names = "; ".join(f"{m.name} ({'max' if m.direction == 'maximize' else 'min'}, {m.unit}): {m.meaning}"
                       for m in _METRICS if m.objective)
     return f"Comma list, each NAME or NAME:max|min. Names: {names}."
 

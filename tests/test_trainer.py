@@ -68,7 +68,7 @@ def test_nan_loss_stops_at_once(data):
 def test_time_budget_stops_and_still_validates(data):
     seen = []
     result = train(_model(data), data, _settings(epochs=None, seconds=0.05, batch_size=8), on_epoch=seen.append)
-    assert result.status == "ok" and result.epochs == 1 and len(seen) == 1
+    assert result.status is Outcome.OK and result.epochs == 1 and len(seen) == 1
     assert result.train_seconds < 2.0 and 0.0 <= seen[0].val_accuracy <= 1.0
 
 
