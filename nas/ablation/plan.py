@@ -8,6 +8,7 @@ initialisation). Differences between arms at one seed are paired.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ def arm_config(study: Study, profile: Profile, arm: str, shape: tuple[int, int, 
     the arm (or the profile's `set`) and the field."""
     from vitnas.search_spaces.config import ArchConfig
 
-    config = base_dict(study, *shape)
+    config = copy.deepcopy(base_dict(study, *shape))  # overrides edit it in place; the study's base stays as read
     if isinstance(study.base, dict) and any(key in study.base for key in DATA_FIELDS):
         raise UserError("base: the data set decides image_size, in_chans and num_classes; leave them out")
     for path, value in profile.overrides:

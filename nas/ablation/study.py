@@ -274,7 +274,7 @@ def _train(where: str, value: Any) -> dict[str, Any]:
     try:
         TrainSettings(**value)
     except UserError as err:
-        raise UserError(f"{where}: {err}") from None
+        raise UserError(f"{where}: got {value!r}; {err}") from None
     return dict(value)
 
 
@@ -372,14 +372,13 @@ def _budget(where: str, value: Any) -> Budget:
 
 
 def _seeds(where: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = list(range(value))
-    if not isinstance(value, list) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in value) \
-            or len(set(value)) != len(value):
+    seeds = list(range(value)) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(seeds, list) or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
         raise _fail(where, value, "allowed: a count, or a list of distinct seeds >= 0")
-    if len(value) < MIN_SEEDS:
+    if len(seeds) < MIN_SEEDS:
         raise _fail(where, value, f"a confidence interval needs at least {MIN_SEEDS} seeds")
-    return tuple(value)
+    return tuple(seeds)
 
 
 def _suite(where: str, value: Any, metrics: tuple[MetricRef, ...]) -> str:
