@@ -6,67 +6,30 @@ Every validation failure is a `UserError` with one line naming the field, the va
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
+import vitnas.search_spaces.parts  # noqa: F401  (registers the built-in mixers, norms and activations)
 from vitnas.errors import UserError
+from vitnas.search_spaces.checks import (check_bool, check_choice, check_float, check_int, check_keys, check_mapping,
+                                         fail)
+from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 
 STEMS = ("patch", "overlap", "conv")
-MIXERS = ("attention", "pool", "mlp", "conv", "identity")
-NORMS = ("layernorm", "batchnorm", "groupnorm", "rmsnorm", "none")
-ACTS = ("gelu", "relu", "silu")
 BLOCKS = ("metaformer", "convmixer")
 HEADS = ("gap", "cls")
 MAX_STAGES = 4
 
-# Which mixer fields mean something for which kind; a key outside its kind is a mistake worth reporting.
-MIXER_KEYS = {
-    "attention": ("heads", "head_dim", "qkv_bias", "temperature"),
-    "pool": ("kernel_size",),
-    "conv": ("kernel_size",),
-    "mlp": ("token_mlp_ratio",),
-    "identity": (),
-}
-SPATIAL_MIXERS = ("pool", "conv")  # need the 2-D token grid, so no CLS token next to them
 
-
-def _fail(field_name: str, value: Any, allowed: str) -> UserError:
-    return UserError(f"{field_name}: got {value!r}; {allowed}")
-
-
-def _check_choice(field_name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise _fail(field_name, value, f"allowed: {', '.join(choices)}")
-
-
-def _check_int(field_name: str, value: Any, low: int, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
-        bound = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-        raise _fail(field_name, value, f"allowed: {bound}")
-
-
-def _check_float(field_name: str, value: Any, low: float, high: float | None = None, *, open_low=False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if open_low else value >= low) and (high is None or value <= high)
-    if not ok:
-        lower = f"> {low}" if open_low else f">= {low}"
-        raise _fail(field_name, value, f"allowed: a number {lower}" + (f" and <= {high}" if high is not None else ""))
-
-
-def _check_keys(where: str, data: Any, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> None:
-    if not isinstance(data, dict):
-        raise _fail(where or "config", data, "expected a mapping of keys to values")
-    prefix = f"{where}." if where else ""
-    for key in data:
-        if key not in allowed:
-            raise _fail(f"{prefix}{key}", data[key], f"unknown key; allowed keys: {', '.join(allowed)}")
-    for key in required:
-        if key not in data:
-            raise UserError(f"{prefix}{key}: missing; it is required")
+def stage_grids(stem_grid: int, num_stages: int) -> list[int]:
+    """Side of the token grid in each stage: blocks.Downsample's 3x3 stride-2 padding-1 conv gives ceil(g / 2)."""
+    grids = [stem_grid]
+    for _ in range(num_stages - 1):
+        grids.append((grids[-1] + 1) // 2)
+    return grids
 
 
 @dataclass(frozen=True)
@@ -81,23 +44,26 @@ class StemConfig:
 
 @dataclass(frozen=True)
 class MixerConfig:
-    """The token mixer of a stage; only the fields of its kind matter (see MIXER_KEYS).
+    """The token mixer of a stage: a registered `kind` (registry.MIXERS) and its settings.
 
-    attention: `heads` or `head_dim` (exactly one), `qkv_bias`, softmax `temperature` (logits / (sqrt(d) * T)).
-    pool: average pool of `kernel_size`, stride 1, minus the input (PoolFormer). conv: depthwise conv of `kernel_size`.
-    mlp: MLP across tokens with hidden size `token_mlp_ratio` x width (MLP-Mixer: 0.5). identity: nothing.
+    `settings` may be given as a mapping; it is kept as (key, value) pairs in the kind's declared order with the
+    kind's defaults filled in, so equal mixers compare equal. Keys foreign to the kind are kept for the config's
+    validation to report. The built-in kinds (parts/): attention (`heads` or `head_dim`, `qkv_bias`,
+    `temperature`), pool and conv (`kernel_size`), mlp (`token_mlp_ratio`), identity.
     """
     kind: str = "pool"
-    heads: int | None = None
-    head_dim: int | None = None
-    qkv_bias: bool = True
-    temperature: float = 1.0
-    kernel_size: int = 3
-    token_mlp_ratio: float = 0.5
+    settings: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
+
+    def __post_init__(self) -> None:
+        given = dict(self.settings)
+        declared = MIXERS[self.kind].settings if self.kind in MIXERS else {}
+        object.__setattr__(self, "settings", tuple({**declared, **given}.items()))
+
+    def __getitem__(self, key: str) -> Any:
+        return dict(self.settings)[key]
 
     def to_dict(self) -> dict[str, Any]:
-        keys = [k for k in MIXER_KEYS[self.kind] if getattr(self, k) is not None]
-        return {"kind": self.kind, **{k: getattr(self, k) for k in keys}}
+        return {"kind": self.kind, **{k: v for k, v in self.settings if v is not None}}
 
 
 @dataclass(frozen=True)
@@ -141,22 +107,19 @@ class ArchConfig:
         return self.image_size // self.stem.patch_size
 
     def stage_grids(self) -> list[int]:
-        """Side of the token grid in each stage (3x3 stride-2 padding-1 downsampling gives ceil(g / 2))."""
-        grids = [self.stem_grid]
-        for _ in self.stages[1:]:
-            grids.append((grids[-1] + 1) // 2)
-        return grids
+        """Side of the token grid in each stage."""
+        return stage_grids(self.stem_grid, len(self.stages))
 
     # ---- conversions
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchConfig:
         top = tuple(f.name for f in dataclasses.fields(cls))
-        _check_keys("", data, top, required=("stages",))
+        check_keys("", data, top, required=("stages",))
         stem_data = data.get("stem", {})
-        _check_keys("stem", stem_data, tuple(f.name for f in dataclasses.fields(StemConfig)))
+        check_keys("stem", stem_data, tuple(f.name for f in dataclasses.fields(StemConfig)))
         stages_data = data["stages"]
         if not isinstance(stages_data, (list, tuple)) or not stages_data:
-            raise _fail("stages", stages_data, f"allowed: a list of 1 to {MAX_STAGES} stages")
+            raise fail("stages", stages_data, f"allowed: a list of 1 to {MAX_STAGES} stages")
         stages = tuple(_stage_from_dict(i, s) for i, s in enumerate(stages_data))
         rest = {k: v for k, v in data.items() if k not in ("stem", "stages")}
         return cls(stem=StemConfig(**stem_data), stages=stages, **rest)
@@ -190,108 +153,83 @@ class ArchConfig:
 
 def _stage_from_dict(index: int, data: Any) -> StageConfig:
     where = f"stages[{index}]"
-    _check_keys(where, data, ("depth", "width", "mixer"), required=("depth", "width", "mixer"))
+    check_keys(where, data, ("depth", "width", "mixer"), required=("depth", "width", "mixer"))
     mixer = data["mixer"]
     if isinstance(mixer, str):  # shorthand `mixer: pool`
         mixer = {"kind": mixer}
-    _check_keys(f"{where}.mixer", mixer, ("kind",) + tuple(k for ks in MIXER_KEYS.values() for k in ks),
-                required=("kind",))
-    _check_choice(f"{where}.mixer.kind", mixer["kind"], MIXERS)
-    for key in mixer:
-        if key != "kind" and key not in MIXER_KEYS[mixer["kind"]]:
-            raise _fail(f"{where}.mixer.{key}", mixer[key], f"does not apply to mixer kind {mixer['kind']!r}; "
-                        f"its keys: {', '.join(MIXER_KEYS[mixer['kind']]) or 'none'}")
-    return StageConfig(depth=data["depth"], width=data["width"], mixer=MixerConfig(**mixer))
+    check_mapping(f"{where}.mixer", mixer)
+    if "kind" not in mixer:
+        raise UserError(f"{where}.mixer.kind: missing; it is required")
+    settings = {k: v for k, v in mixer.items() if k != "kind"}
+    return StageConfig(depth=data["depth"], width=data["width"], mixer=MixerConfig(mixer["kind"], settings))
 
 
 def _validate(cfg: ArchConfig) -> None:
     """All the rules, in the order a reader would check them; the first broken one is reported."""
     if not isinstance(cfg.name, str) or not cfg.name:
-        raise _fail("name", cfg.name, "allowed: a non-empty string")
-    _check_int("image_size", cfg.image_size, 1, 4096)
-    _check_int("in_chans", cfg.in_chans, 1, 64)
-    _check_int("num_classes", cfg.num_classes, 1)
+        raise fail("name", cfg.name, "allowed: a non-empty string")
+    check_int("image_size", cfg.image_size, 1, 4096)
+    check_int("in_chans", cfg.in_chans, 1, 64)
+    check_int("num_classes", cfg.num_classes, 1)
     _validate_stem(cfg)
     if not isinstance(cfg.stages, tuple) or not 1 <= len(cfg.stages) <= MAX_STAGES:
-        raise _fail("stages", cfg.stages, f"allowed: 1 to {MAX_STAGES} stages")
-    _check_choice("block", cfg.block, BLOCKS)
-    _check_choice("norm", cfg.norm, NORMS)
-    _check_float("norm_eps", cfg.norm_eps, 0.0, 1.0, open_low=True)
-    _check_choice("act", cfg.act, ACTS)
-    _check_float("mlp_ratio", cfg.mlp_ratio, 0.0, 16.0, open_low=True)
+        raise fail("stages", cfg.stages, f"allowed: 1 to {MAX_STAGES} stages")
+    check_choice("block", cfg.block, BLOCKS)
+    NORMS.require("norm", cfg.norm)
+    check_float("norm_eps", cfg.norm_eps, 0.0, 1.0, open_low=True)
+    ACTS.require("act", cfg.act)
+    check_float("mlp_ratio", cfg.mlp_ratio, 0.0, 16.0, open_low=True)
     if cfg.layer_scale is not None:
-        _check_float("layer_scale", cfg.layer_scale, 0.0, 10.0, open_low=True)
-    _check_float("drop_path", cfg.drop_path, 0.0, 0.9)
-    _check_choice("head", cfg.head, HEADS)
-    for name in ("final_norm", "pos_embed"):
-        if not isinstance(getattr(cfg, name), bool):
-            raise _fail(name, getattr(cfg, name), "allowed: true or false")
+        check_float("layer_scale", cfg.layer_scale, 0.0, 10.0, open_low=True)
+    check_float("drop_path", cfg.drop_path, 0.0, 0.9)
+    check_choice("head", cfg.head, HEADS)
+    check_bool("final_norm", cfg.final_norm)
+    check_bool("pos_embed", cfg.pos_embed)
     grids = cfg.stage_grids()
     for i, stage in enumerate(cfg.stages):
-        _validate_stage(cfg, i, stage, grids[i - 1] if i else grids[0])
+        _validate_stage(cfg, i, stage, grids)
     if cfg.head == "cls":
         _validate_cls(cfg)
 
 
 def _validate_stem(cfg: ArchConfig) -> None:
     stem = cfg.stem
-    _check_choice("stem.kind", stem.kind, STEMS)
-    _check_int("stem.patch_size", stem.patch_size, 1, cfg.image_size)
+    check_choice("stem.kind", stem.kind, STEMS)
+    check_int("stem.patch_size", stem.patch_size, 1, cfg.image_size)
     if cfg.image_size % stem.patch_size:
         divisors = [d for d in range(1, cfg.image_size + 1) if cfg.image_size % d == 0]
-        raise _fail("stem.patch_size", stem.patch_size,
-                    f"must divide image_size {cfg.image_size}; allowed: {', '.join(map(str, divisors))}")
+        raise fail("stem.patch_size", stem.patch_size,
+                   f"must divide image_size {cfg.image_size}; allowed: {', '.join(map(str, divisors))}")
     if stem.kind == "conv" and (stem.patch_size < 2 or stem.patch_size & (stem.patch_size - 1)):
-        raise _fail("stem.patch_size", stem.patch_size,
-                    "the conv stem stacks stride-2 convs, so it needs a power of two >= 2 (2, 4, 8, 16, ...)")
-    if not isinstance(stem.act_norm, bool):
-        raise _fail("stem.act_norm", stem.act_norm, "allowed: true or false")
+        raise fail("stem.patch_size", stem.patch_size,
+                   "the conv stem stacks stride-2 convs, so it needs a power of two >= 2 (2, 4, 8, 16, ...)")
+    check_bool("stem.act_norm", stem.act_norm)
 
 
-def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grid_before: int) -> None:
+def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grids: list[int]) -> None:
     where = f"stages[{i}]"
-    _check_int(f"{where}.depth", stage.depth, 1, 64)
-    _check_int(f"{where}.width", stage.width, 1, 8192)
-    if i > 0 and grid_before < 2:  # the previous grid is 1x1: downsampling has nothing left to halve
-        raise _fail("stages", len(cfg.stages), f"the token grid is 1x1 before stage {i}; with stem.patch_size "
-                    f"{cfg.stem.patch_size} on {cfg.image_size}x{cfg.image_size} images allow at most {i} stages")
+    check_int(f"{where}.depth", stage.depth, 1, 64)
+    check_int(f"{where}.width", stage.width, 1, 8192)
+    if i > 0 and grids[i - 1] < 2:  # the previous grid is 1x1: downsampling has nothing left to halve
+        raise fail("stages", len(cfg.stages), f"the token grid is 1x1 before stage {i}; with stem.patch_size "
+                   f"{cfg.stem.patch_size} on {cfg.image_size}x{cfg.image_size} images allow at most {i} stages")
     mixer = stage.mixer
-    _check_choice(f"{where}.mixer.kind", mixer.kind, MIXERS)
-    if mixer.kind == "attention":
-        _validate_attention(f"{where}.mixer", mixer, stage.width)
-    elif mixer.kind in SPATIAL_MIXERS:
-        _check_int(f"{where}.mixer.kernel_size", mixer.kernel_size, 1, 31)
-        if mixer.kernel_size % 2 == 0:
-            raise _fail(f"{where}.mixer.kernel_size", mixer.kernel_size, "allowed: an odd size (1, 3, 5, 7, 9, ...)")
-    elif mixer.kind == "mlp":
-        _check_float(f"{where}.mixer.token_mlp_ratio", mixer.token_mlp_ratio, 0.0, 16.0, open_low=True)
-        if int(mixer.token_mlp_ratio * stage.width) < 1:
-            raise _fail(f"{where}.mixer.token_mlp_ratio", mixer.token_mlp_ratio,
-                        f"token_mlp_ratio x width ({stage.width}) must be at least 1")
-
-
-def _validate_attention(where: str, mixer: MixerConfig, width: int) -> None:
-    if (mixer.heads is None) == (mixer.head_dim is None):
-        raise _fail(f"{where}.heads", mixer.heads, "give exactly one of heads or head_dim for an attention mixer")
-    if mixer.heads is not None:
-        _check_int(f"{where}.heads", mixer.heads, 1)
-        if width % mixer.heads:
-            raise _fail(f"{where}.heads", mixer.heads, f"must divide the stage width {width}")
-    else:
-        _check_int(f"{where}.head_dim", mixer.head_dim, 1)
-        if width % mixer.head_dim:
-            raise _fail(f"{where}.head_dim", mixer.head_dim, f"must divide the stage width {width}")
-    if not isinstance(mixer.qkv_bias, bool):
-        raise _fail(f"{where}.qkv_bias", mixer.qkv_bias, "allowed: true or false")
-    _check_float(f"{where}.temperature", mixer.temperature, 0.0, 100.0, open_low=True)
+    kind = MIXERS.require(f"{where}.mixer.kind", mixer.kind)
+    for key, value in mixer.settings:
+        if key not in kind.settings:
+            raise fail(f"{where}.mixer.{key}", value, f"does not apply to mixer kind {mixer.kind!r}; "
+                       f"its keys: {', '.join(kind.settings) or 'none'}")
+    kind.validate(dict(mixer.settings), stage.width, grids[i], f"{where}.mixer")
 
 
 def _validate_cls(cfg: ArchConfig) -> None:
-    """A CLS token rides along the token sequence, so every mixer must take a plain sequence: attention only
-    (pool/conv need the 2-D grid, a token MLP needs a fixed grid of tokens, identity would never reach it)."""
+    """A CLS token rides along the token sequence, so every mixer must take a plain sequence (attention; pool and
+    conv need the 2-D grid, a token MLP a fixed grid of tokens, and identity would never reach it)."""
     if len(cfg.stages) != 1:
-        raise _fail("head", "cls", f"a CLS token needs an isotropic model (1 stage), got {len(cfg.stages)} stages; "
-                    "use head: gap")
-    if cfg.stages[0].mixer.kind != "attention":
-        raise _fail("head", "cls", f"a CLS token needs the attention mixer (it keeps a token sequence), got "
-                    f"stages[0].mixer.kind {cfg.stages[0].mixer.kind!r}; use head: gap")
+        raise fail("head", "cls", f"a CLS token needs an isotropic model (1 stage), got {len(cfg.stages)} stages; "
+                   "use head: gap")
+    kind = cfg.stages[0].mixer.kind
+    if not MIXERS[kind].cls_token:
+        takers = ", ".join(name for name, k in MIXERS.items() if k.cls_token)
+        raise fail("head", "cls", f"a CLS token needs a mixer that keeps a token sequence ({takers}), got "
+                   f"stages[0].mixer.kind {kind!r}; use head: gap")

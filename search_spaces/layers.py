@@ -1,47 +1,9 @@
-"""Small layers every block uses: norms, activations, layer scale, drop path.
+"""Small layers every block uses: layer scale, drop path, the channel MLP. (Norms and activations: parts/.)
 
 Tensors are channels-last everywhere: (N, H, W, C) grids, or (N, L, C) sequences when a CLS token rides along.
-So every norm here normalises over the last dim (or, for GroupNorm(1), over everything but the batch).
 """
 import torch
 from torch import nn
-
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
-
-
-def make_act(kind: str) -> nn.Module:
-    return ACTIVATIONS[kind]()
-
-
-class ChannelBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over the last (channel) dim of a channels-last tensor: flattening to (N*positions, C) is a view."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
-
-
-class GroupNorm1(nn.GroupNorm):
-    """GroupNorm with one group ("modified LayerNorm", PoolFormer): statistics over all positions and channels of a
-    sample, affine per channel. Moving channels to dim 1 gives a channels_last NCHW view, which torch's fused
-    group_norm kernels take without a copy."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__(1, dim, eps=eps)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.movedim(-1, 1)).movedim(1, -1)
-
-
-def make_norm(kind: str, dim: int, eps: float) -> nn.Module:
-    if kind == "layernorm":
-        return nn.LayerNorm(dim, eps=eps)
-    if kind == "rmsnorm":
-        return nn.RMSNorm(dim, eps=eps)
-    if kind == "batchnorm":
-        return ChannelBatchNorm(dim, eps=eps)
-    if kind == "groupnorm":
-        return GroupNorm1(dim, eps)
-    return nn.Identity()
 
 
 class LayerScale(nn.Module):
@@ -49,6 +11,8 @@ class LayerScale(nn.Module):
 
     def __init__(self, dim: int, init: float):
         super().__init__()
+        self.dim = dim
+        self.init = init
         self.gamma = nn.Parameter(torch.full((dim,), float(init)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,10 +41,13 @@ class Mlp(nn.Module):
     """Linear, activation, linear on the last dim: a block's channel MLP (a 1x1 conv in channels-last), and across
     positions once transposed, MLP-Mixer's token MLP."""
 
-    def __init__(self, dim: int, hidden: int, act: str):
+    def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module]):
         super().__init__()
+        self.dim = dim
+        self.hidden = hidden
+        self.act_layer = act_layer
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = make_act(act)
+        self.act = act_layer()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,20 +15,40 @@ from typing import Any, Protocol
 
 import yaml
 
-from vitnas.search_spaces.config import (ACTS, BLOCKS, HEADS, MAX_STAGES, MIXERS, NORMS, STEMS, ArchConfig,
-                                         MixerConfig, StageConfig, StemConfig)
 from vitnas.errors import UserError
+from vitnas.search_spaces.config import (BLOCKS, HEADS, MAX_STAGES, STEMS, ArchConfig, MixerConfig, StageConfig,
+                                         StemConfig, stage_grids)
+from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS, ChoiceDim, RangeDim
 
 SPACE_DIR = Path(__file__).parent
-# dimension -> allowed vocabulary (None: any value of the right kind, checked when a config is built)
-CATEGORICAL = {
-    "num_stages": tuple(range(1, MAX_STAGES + 1)), "stem": STEMS, "patch_size": None, "stem_act_norm": (False, True),
-    "width": None, "depth": None, "mixer": MIXERS, "head_dim": None, "qkv_bias": (False, True), "pool_size": None,
-    "conv_kernel": None, "token_mlp_ratio": None, "block": BLOCKS, "norm": NORMS, "act": ACTS, "mlp_ratio": None,
-    "layer_scale": None, "head": HEADS, "pos_embed": (False, True),
-}
-FLOAT_RANGES = ("temperature", "drop_path")
-INTEGER_DIMENSIONS = ("patch_size", "width", "depth", "head_dim", "pool_size", "conv_kernel")
+
+
+def dimensions() -> dict[str, ChoiceDim | RangeDim]:
+    """Every dimension a space file may give: the model's, with each registered mixer kind's own after `mixer` (read
+    when a space loads, so a kind registered later is offered too). A default is the one choice a file without the
+    dimension gets: the behaviour from before the dimension existed, so copied space files keep working."""
+    dims = {d.name: d for d in (
+        ChoiceDim("num_stages", 1, vocabulary=tuple(range(1, MAX_STAGES + 1))),
+        ChoiceDim("stem", "patch", vocabulary=STEMS),
+        ChoiceDim("patch_size", 16, number=int),
+        ChoiceDim("stem_act_norm", False, vocabulary=(False, True)),
+        ChoiceDim("width", 64, number=int),
+        ChoiceDim("depth", 1, number=int),
+        ChoiceDim("mixer", "pool", vocabulary=MIXERS.names()))}
+    for name, kind in MIXERS.items():
+        for dim in kind.dimensions:  # kinds may share a dimension (one list of head_dim), never redefine it
+            if dims.setdefault(dim.name, dim) != dim:
+                raise ValueError(f"mixer {name!r} declares space dimension {dim.name!r} unlike an earlier one")
+    for dim in (ChoiceDim("block", "metaformer", vocabulary=BLOCKS),
+                ChoiceDim("norm", "layernorm", vocabulary=NORMS.names()),
+                ChoiceDim("act", "gelu", vocabulary=ACTS.names()),
+                ChoiceDim("mlp_ratio", 4.0),
+                ChoiceDim("layer_scale", None, nullable=True),
+                RangeDim("drop_path", 0.0),
+                ChoiceDim("head", "gap", vocabulary=HEADS),
+                ChoiceDim("pos_embed", False, vocabulary=(False, True))):
+        dims[dim.name] = dim
+    return dims
 
 
 class Suggester(Protocol):
@@ -92,39 +112,39 @@ class Space:
         stem = StemConfig(stem_kind, patch, pick("stem_act_norm", self.choices["stem_act_norm"]))
         grid = image_size // patch
         num_stages = pick("num_stages", self.choices["num_stages"], _stage_counts(grid))
-        stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(_grids(grid, num_stages)))
-        kinds = [s.mixer.kind for s in stages]
-        head = pick("head", self.choices["head"], ["gap", "cls"] if kinds == ["attention"] else ["gap"])
-        pos_embed = pick("pos_embed", self.choices["pos_embed"]) if "attention" in kinds else False
+        stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(stage_grids(grid, num_stages)))
+        kinds = [MIXERS[s.mixer.kind] for s in stages]
+        head = pick("head", self.choices["head"], ["gap", "cls"] if len(kinds) == 1 and kinds[0].cls_token else ["gap"])
+        pos_embed = pick("pos_embed", self.choices["pos_embed"]) if any(k.pos_embed for k in kinds) else False
         return ArchConfig(
             name="sampled", image_size=image_size, in_chans=in_chans, num_classes=num_classes, stem=stem,
             stages=stages, block=pick("block", self.choices["block"]), norm=pick("norm", self.choices["norm"]),
-            act=pick("act", self.choices["act"]), mlp_ratio=float(pick("mlp_ratio", self.choices["mlp_ratio"])),
+            act=pick("act", self.choices["act"]), mlp_ratio=pick("mlp_ratio", self.choices["mlp_ratio"]),
             layer_scale=pick("layer_scale", self.choices["layer_scale"]),
             drop_path=pick.float("drop_path", self.ranges["drop_path"]), head=head, pos_embed=pos_embed)
 
     def _suggest_stage(self, pick: _Picker, i: int, grid: int) -> StageConfig:
         width = pick(f"s{i}.width", self.choices["width"])
         depth = pick(f"s{i}.depth", self.choices["depth"])
-        head_dims = [d for d in self.choices["head_dim"] if width % d == 0]
-        ratios = [r for r in self.choices["token_mlp_ratio"] if int(r * width) >= 1]
-        usable = {"attention": bool(head_dims), "mlp": bool(ratios)}
-        kinds = [k for k in self.choices["mixer"]
-                 if usable.get(k, True) and grid * grid <= self.max_tokens.get(k, grid * grid)]
+        fitting = {k: self._fitting(k, width, grid) for k in self.choices["mixer"]}
+        kinds = [k for k, fit in fitting.items()
+                 if fit is not None and grid * grid <= self.max_tokens.get(k, grid * grid)]
         kind = pick(f"s{i}.mixer", self.choices["mixer"], kinds)
-        if kind == "attention":
-            mixer = MixerConfig("attention", head_dim=pick(f"s{i}.head_dim", self.choices["head_dim"], head_dims),
-                                qkv_bias=pick(f"s{i}.qkv_bias", self.choices["qkv_bias"]),
-                                temperature=pick.float(f"s{i}.temperature", self.ranges["temperature"]))
-        elif kind in ("pool", "conv"):
-            dim = "pool_size" if kind == "pool" else "conv_kernel"
-            mixer = MixerConfig(kind, kernel_size=pick(f"s{i}.{dim}", self.choices[dim]))
-        elif kind == "mlp":
-            mixer = MixerConfig("mlp", token_mlp_ratio=float(pick(f"s{i}.token_mlp_ratio",
-                                                                  self.choices["token_mlp_ratio"], ratios)))
-        else:
-            mixer = MixerConfig("identity")
-        return StageConfig(depth=depth, width=width, mixer=mixer)
+        settings = {dim.key: pick.float(f"s{i}.{dim.name}", self.ranges[dim.name]) if isinstance(dim, RangeDim)
+                    else pick(f"s{i}.{dim.name}", self.choices[dim.name], fitting[kind][dim.name])
+                    for dim in MIXERS[kind].dimensions}
+        return StageConfig(depth=depth, width=width, mixer=MixerConfig(kind, settings))
+
+    def _fitting(self, kind: str, width: int, grid: int) -> dict[str, list] | None:
+        """The choices of each of a mixer kind's categorical dimensions that fit a stage; None when one has none."""
+        fitting = {}
+        for dim in MIXERS[kind].dimensions:
+            if isinstance(dim, ChoiceDim):
+                listed = self.choices[dim.name]
+                fitting[dim.name] = [c for c in listed if dim.fits(c, width, grid)] if dim.fits else list(listed)
+                if not fitting[dim.name]:
+                    return None
+        return fitting
 
     def sample(self, n: int, seed: int, image_size: int, in_chans: int, num_classes: int) -> list[ArchConfig]:
         """`n` configs, reproducible for a seed (config k uses seed `seed * 1_000_003 + k`)."""
@@ -147,13 +167,14 @@ class Space:
         data["stem"] = stem
         grid = image_size // stem["patch_size"]
         stages = data["stages"]
-        data["stages"] = [s for i, s in enumerate(stages) if i == 0 or _grids(grid, i + 1)[-2] >= 2]
+        data["stages"] = [s for i, s in enumerate(stages) if i == 0 or stage_grids(grid, i + 1)[-2] >= 2]
         return ArchConfig.from_dict(data)
 
     # ---- reading and showing
     def to_dict(self) -> dict[str, Any]:
-        dims: dict[str, Any] = {k: list(v) for k, v in self.choices.items()}
-        dims.update({k: {"low": r.low, "high": r.high, "log": r.log} for k, r in self.ranges.items()})
+        ranges = {k: {"low": r.low, "high": r.high, "log": r.log} for k, r in self.ranges.items()}
+        dims = {k: list(self.choices[k]) if k in self.choices else ranges[k] for k in dimensions()
+                if k in self.choices or k in ranges}
         return {"name": self.name, "dimensions": dims, "max_tokens": dict(self.max_tokens), "default": self.default}
 
 
@@ -187,15 +208,7 @@ def _patches(listed: tuple, stem_kind: str, image_size: int) -> list[int]:
 
 def _stage_counts(grid: int) -> list[int]:
     """Stage counts a grid allows: every downsampling needs a grid of at least 2x2 to halve."""
-    return [n for n in range(1, MAX_STAGES + 1) if n == 1 or _grids(grid, n)[-2] >= 2]
-
-
-def _grids(grid: int, num_stages: int) -> list[int]:
-    """Token grid side per stage (3x3 stride-2 downsampling: ceil(g / 2))."""
-    grids = [grid]
-    for _ in range(num_stages - 1):
-        grids.append((grids[-1] + 1) // 2)
-    return grids
+    return [n for n in range(1, MAX_STAGES + 1) if n == 1 or stage_grids(grid, n)[-2] >= 2]
 
 
 def load_space(name_or_path: str | Path) -> Space:
@@ -214,17 +227,18 @@ def load_space(name_or_path: str | Path) -> Space:
 
 
 def space_from_dict(data: Any, source: str = "space") -> Space:
+    """A space from a space file's mapping. A dimension the file leaves out takes its one default choice (see
+    `dimensions`); a dimension this release does not know is an error."""
     if not isinstance(data, dict) or not isinstance(data.get("dimensions"), dict):
         raise UserError(f"{source}: expected a mapping with a `dimensions` mapping")
-    dims = data["dimensions"]
-    known = set(CATEGORICAL) | set(FLOAT_RANGES)
-    for key in dims:
+    given, known = data["dimensions"], dimensions()
+    for key in given:
         if key not in known:
             raise UserError(f"{source}: dimensions.{key}: unknown dimension; allowed: {', '.join(sorted(known))}")
-    for key in known - set(dims):
-        raise UserError(f"{source}: dimensions.{key}: missing; every dimension needs a list of choices or a range")
-    choices = {k: _read_choices(source, k, dims[k]) for k in CATEGORICAL}
-    ranges = {k: _read_range(source, k, dims[k]) for k in FLOAT_RANGES}
+    choices = {k: _read_choices(f"{source}: dimensions.{k}", d, given[k]) if k in given else (d.default,)
+               for k, d in known.items() if isinstance(d, ChoiceDim)}
+    ranges = {k: _read_range(f"{source}: dimensions.{k}", given[k]) if k in given
+              else FloatRange(d.default, d.default) for k, d in known.items() if isinstance(d, RangeDim)}
     max_tokens = data.get("max_tokens", {})
     if not isinstance(max_tokens, dict) or any(k not in MIXERS or not isinstance(v, int) for k, v in max_tokens.items()):
         raise UserError(f"{source}: max_tokens: got {max_tokens!r}; allowed: a mapping from a mixer kind to an integer")
@@ -235,27 +249,20 @@ def space_from_dict(data: Any, source: str = "space") -> Space:
     return Space(str(data.get("name", Path(source).stem)), choices, ranges, max_tokens, default)
 
 
-def _read_choices(source: str, key: str, value: Any) -> tuple:
+def _read_choices(where: str, dim: ChoiceDim, value: Any) -> tuple:
     if not isinstance(value, list) or not value:
-        raise UserError(f"{source}: dimensions.{key}: got {value!r}; allowed: a non-empty list of choices")
-    vocabulary = CATEGORICAL[key]
+        raise UserError(f"{where}: got {value!r}; allowed: a non-empty list of choices")
     for choice in value:
-        if vocabulary is not None and choice not in vocabulary:
-            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: {', '.join(map(str, vocabulary))}")
-        if vocabulary is None and key != "layer_scale" and not (isinstance(choice, (int, float))
-                                                               and not isinstance(choice, bool) and choice > 0):
-            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: positive numbers")
-        if key in INTEGER_DIMENSIONS and not isinstance(choice, int):
-            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: integers")
-        if key in ("pool_size", "conv_kernel") and choice % 2 == 0:
-            raise UserError(f"{source}: dimensions.{key}: got {choice!r}; allowed: odd sizes (3, 5, 7, ...)")
-    return tuple(value)
+        allowed = dim.problem(choice)
+        if allowed is not None:
+            raise UserError(f"{where}: got {choice!r}; allowed: {allowed}")
+    return tuple(dim.read(choice) for choice in value)
 
 
-def _read_range(source: str, key: str, value: Any) -> FloatRange:
+def _read_range(where: str, value: Any) -> FloatRange:
     ok = isinstance(value, dict) and set(value) <= {"low", "high", "log"} and {"low", "high"} <= set(value)
     ok = ok and all(isinstance(value[b], (int, float)) for b in ("low", "high")) and value["low"] <= value["high"]
     if not ok or (value.get("log") and value["low"] <= 0):
-        raise UserError(f"{source}: dimensions.{key}: got {value!r}; allowed: {{low: L, high: H, log: false}} with "
-                        "L <= H (L > 0 when log)")
+        raise UserError(f"{where}: got {value!r}; allowed: {{low: L, high: H, log: false}} with L <= H "
+                        "(L > 0 when log)")
     return FloatRange(float(value["low"]), float(value["high"]), bool(value.get("log", False)))

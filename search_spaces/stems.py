@@ -2,41 +2,54 @@
 import torch
 from torch import nn
 
-from vitnas.search_spaces.config import ArchConfig
-from vitnas.search_spaces.layers import make_act, make_norm
 
-
-def _conv_stem(in_chans: int, width: int, patch: int) -> nn.Sequential:
+class ConvStem(nn.Sequential):
     """Xiao et al. 2021: log2(p) 3x3 stride-2 convs (BN, ReLU), channels doubling up to `width`, then a 1x1 conv."""
-    n = patch.bit_length() - 1
-    layers, c_in = [], in_chans
-    for i in range(1, n + 1):
-        c_out = max(1, width >> (n - i))
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
-        c_in = c_out
-    layers.append(nn.Conv2d(c_in, width, 1))
-    return nn.Sequential(*layers)
 
-
-def _make_proj(cfg: ArchConfig) -> nn.Module:
-    width, p, kind = cfg.stages[0].width, cfg.stem.patch_size, cfg.stem.kind
-    if kind == "patch":
-        return nn.Conv2d(cfg.in_chans, width, p, stride=p)
-    if kind == "overlap":  # 7x7 stride 4 padding 2 for p = 4; the grid is exactly H / p
-        return nn.Conv2d(cfg.in_chans, width, 2 * p - 1, stride=p, padding=p // 2)
-    return _conv_stem(cfg.in_chans, width, p)
+    def __init__(self, in_chans: int, width: int, patch_size: int):
+        n = patch_size.bit_length() - 1
+        layers, c_in = [], in_chans
+        for i in range(1, n + 1):
+            c_out = max(1, width >> (n - i))
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, width, 1))
+        super().__init__(*layers)
+        self.in_chans = in_chans
+        self.width = width
+        self.patch_size = patch_size
 
 
 class Stem(nn.Module):
-    def __init__(self, cfg: ArchConfig):
+    """`kind` patch: p x p conv, stride p; overlap: (2p-1) x (2p-1) conv, stride p, padding p // 2 (7x7/4 for p = 4,
+    the grid is exactly H / p); conv: ConvStem. `act_norm` adds the activation then the norm (ConvMixer)."""
+
+    def __init__(self, kind: str, in_chans: int, width: int, patch_size: int, image_size: int, act_norm: bool,
+                 act_layer: type[nn.Module], norm_layer: type[nn.Module], norm_eps: float, use_cls: bool,
+                 use_pos_embed: bool):
         super().__init__()
-        width, grid = cfg.stages[0].width, cfg.stem_grid
-        self.proj = _make_proj(cfg)
-        self.post = (nn.Sequential(make_act(cfg.act), make_norm(cfg.norm, width, cfg.norm_eps))
-                     if cfg.stem.act_norm else nn.Identity())
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, width)) if cfg.head == "cls" else None
-        pos_shape = (1, grid * grid + 1, width) if cfg.head == "cls" else (1, grid, grid, width)
-        self.pos_embed = nn.Parameter(torch.zeros(pos_shape)) if cfg.pos_embed else None
+        self.kind = kind
+        self.in_chans = in_chans
+        self.width = width
+        self.patch_size = patch_size
+        self.image_size = image_size
+        self.act_norm = act_norm
+        self.act_layer = act_layer
+        self.norm_layer = norm_layer
+        self.norm_eps = norm_eps
+        self.use_cls = use_cls
+        self.use_pos_embed = use_pos_embed
+        if kind == "patch":
+            self.proj = nn.Conv2d(in_chans, width, patch_size, stride=patch_size)
+        elif kind == "overlap":
+            self.proj = nn.Conv2d(in_chans, width, 2 * patch_size - 1, stride=patch_size, padding=patch_size // 2)
+        else:
+            self.proj = ConvStem(in_chans, width, patch_size)
+        self.post = nn.Sequential(act_layer(), norm_layer(width, eps=norm_eps)) if act_norm else nn.Identity()
+        grid = image_size // patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width)) if use_cls else None
+        pos_shape = (1, grid * grid + 1, width) if use_cls else (1, grid, grid, width)
+        self.pos_embed = nn.Parameter(torch.zeros(pos_shape)) if use_pos_embed else None
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:

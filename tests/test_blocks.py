@@ -1,4 +1,7 @@
-"""Every mixer, norm, stem, block style and layout on tiny inputs: shapes, gradients, train/eval behaviour."""
+"""Every mixer, norm, stem, block style and layout on tiny inputs: shapes, gradients, train/eval behaviour; every
+model can be rebuilt from its modules' attributes (what export relies on)."""
+import inspect
+
 import pytest
 import torch
 
@@ -127,3 +130,76 @@ def test_temperature_changes_attention():
     torch.manual_seed(0)
     b = build_model(_cfg(stages=[hot])).eval()(x)
     assert not torch.allclose(a, b)
+
+
+# ---- liftability: export rebuilds a built model from its modules' attributes (the convention in model.py)
+LIFTABLE_GLOBALS = {"torch", "nn", "F", "math"}
+LIFT_CONFIGS = [
+    _cfg(stages=[{"depth": 2, "width": 8, "mixer": m}], norm=n, layer_scale=ls, drop_path=0.1)
+    for m, n, ls in zip(MIXERS, ["layernorm", "batchnorm", "groupnorm", "rmsnorm", "none", "layernorm"],
+                        [1e-2, None, 1e-5, None, 1e-2, None])
+] + [
+    _cfg(image_size=16, stem={"kind": "conv", "patch_size": 4, "act_norm": True}, act="silu", norm="batchnorm",
+         stages=[{"depth": 1, "width": 8, "mixer": "pool"}, {"depth": 2, "width": 16, "mixer": "mlp"}]),
+    _cfg(stem={"kind": "overlap", "patch_size": 2, "act_norm": True}, block="convmixer", norm="batchnorm", act="relu",
+         final_norm=False, stages=[{"depth": 2, "width": 8, "mixer": {"kind": "conv", "kernel_size": 3}}]),
+    _cfg(head="cls", pos_embed=True, stages=[{"depth": 2, "width": 8, "mixer": {"kind": "attention", "heads": 2}}]),
+]
+
+
+def _is_plain(value) -> bool:
+    return isinstance(value, (int, float, bool, str, type(None))) or (
+        isinstance(value, tuple) and all(_is_plain(v) for v in value))
+
+
+def _rebuild(module: torch.nn.Module) -> torch.nn.Module:
+    """The constructor call of `module` read back from its attributes, as export writes it."""
+    cls = type(module)
+    if cls is torch.nn.Identity:
+        return cls()
+    if cls in (torch.nn.Sequential, torch.nn.ModuleList):
+        return cls([_rebuild(m) for m in module]) if cls is torch.nn.ModuleList else cls(*map(_rebuild, module))
+    assert cls.__module__.startswith("vitnas.search_spaces."), f"{cls} is not liftable"
+    args = {}
+    for name in inspect.signature(cls).parameters:
+        value = getattr(module, name)
+        ok = _is_plain(value) or isinstance(value, torch.nn.Module) or (
+            isinstance(value, type) and issubclass(value, torch.nn.Module))
+        assert ok, f"{cls.__name__}({name}={value!r}): not a plain value, module or module class"
+        args[name] = _rebuild(value) if isinstance(value, torch.nn.Module) else value
+    return cls(**args)
+
+
+def _own_classes(model: torch.nn.Module) -> set[type]:
+    """Our classes in a model: its modules' and the module classes it was given (norm_layer=GroupNorm1, ...)."""
+    classes = {type(m) for m in model.modules()} | {v for m in model.modules() for v in vars(m).values()
+                                                      if isinstance(v, type)}
+    return {c for c in classes if c.__module__.startswith("vitnas.search_spaces.")}
+
+
+@pytest.mark.parametrize("cfg", LIFT_CONFIGS, ids=lambda c: "-".join(s.mixer.kind for s in c.stages) + f"-{c.norm}")
+def test_every_model_is_rebuilt_from_its_attributes_with_equal_outputs(cfg):
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    rebuilt = _rebuild(model).eval()
+    rebuilt.load_state_dict(model.state_dict())  # strict: the same parameter and buffer names
+    x = torch.randn(2, cfg.in_chans, cfg.image_size, cfg.image_size)
+    with torch.no_grad():
+        assert torch.equal(model(x), rebuilt(x))
+
+
+def test_every_class_stores_its_arguments_and_names_only_torch_and_liftable_classes():
+    models = [build_model(c) for c in LIFT_CONFIGS]
+    classes = set().union(*map(_own_classes, models))
+    names = {c.__name__ for c in classes}
+    assert {"MetaFormer", "Stem", "ConvStem", "Stage", "Downsample", "MetaFormerBlock", "Head", "Attention", "Pooling",
+            "DepthwiseConv", "TokenMLP", "Mlp", "LayerScale", "DropPath", "GroupNorm1", "ChannelBatchNorm"} <= names
+    for module in (m for model in models for m in model.modules() if type(m) in classes):
+        missing = [p for p in inspect.signature(type(module)).parameters if not hasattr(module, p)]
+        assert not missing, f"{type(module).__name__} does not keep {missing}"
+    for cls in classes:
+        for function in vars(cls).values():
+            function = getattr(function, "__func__", function)  # staticmethods
+            if inspect.isfunction(function):
+                used = set(inspect.getclosurevars(function).globals)
+                assert used <= LIFTABLE_GLOBALS | names, f"{cls.__name__}.{function.__name__} uses {used - names}"

@@ -3,7 +3,7 @@ import copy
 
 import pytest
 
-from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.config import ArchConfig, stage_grids
 from vitnas.errors import UserError
 from vitnas.search_spaces.presets import load_preset, preset_names
 
@@ -42,6 +42,17 @@ def test_yaml_round_trip_and_mixer_shorthand(tmp_path):
     assert ArchConfig.from_dict(short).stages[0].mixer.kind == "identity"
 
 
+def test_mixer_settings_take_their_kinds_defaults():
+    given = ArchConfig.from_dict(_with(stages__1__mixer={"temperature": 2.0, "heads": 2, "kind": "attention"}))
+    assert given.stages[1].mixer.to_dict() == {"kind": "attention", "heads": 2, "qkv_bias": True, "temperature": 2.0}
+    assert given.stages[1].mixer["head_dim"] is None
+    assert ArchConfig.from_dict(_with(stages__0__mixer="pool")) == ArchConfig.from_dict(TINY)  # kernel_size 3
+
+
+def test_stage_grids_halve_rounding_up():
+    assert stage_grids(7, 4) == [7, 4, 2, 1] and stage_grids(8, 1) == [8]
+
+
 def test_with_data_revalidates():
     cfg = ArchConfig.from_dict(TINY)
     other = cfg.with_data(image_size=8, in_chans=3, num_classes=7)
@@ -61,12 +72,14 @@ def test_with_data_revalidates():
     (_with(stages__1__mixer={"kind": "attention", "heads": 2, "temperature": 0}), "stages[1].mixer.temperature: got 0"),
     (_with(stages__0__mixer={"kind": "pool", "heads": 2}), "stages[0].mixer.heads: got 2; does not apply to mixer kind 'pool'"),
     (_with(stages__0__mixer={"kind": "conv", "kernel_size": 4}), "stages[0].mixer.kernel_size: got 4; allowed: an odd size"),
-    (_with(stages__0__mixer={"kind": "swin"}), "stages[0].mixer.kind: got 'swin'; allowed: attention, pool, mlp, conv, identity"),
+    (_with(stages__0__mixer={"kind": "swin"}), "stages[0].mixer.kind: got 'swin'; allowed: attention, conv, identity, mlp, pool"),
+    (_with(stages__0__mixer={"kernel_size": 3}), "stages[0].mixer.kind: missing; it is required"),
+    (_with(stages__0__mixer=["pool"]), "stages[0].mixer: got ['pool']; expected a mapping"),
     (_with(stages__0__mixer={"kind": "mlp", "token_mlp_ratio": 0.01}), "token_mlp_ratio x width (8) must be at least 1"),
     (_with(head="cls"), "head: got 'cls'; a CLS token needs an isotropic model (1 stage), got 2 stages"),
-    ({**TINY, "head": "cls", "stages": TINY["stages"][:1]}, "a CLS token needs the attention mixer"),
+    ({**TINY, "head": "cls", "stages": TINY["stages"][:1]}, "a CLS token needs a mixer that keeps a token sequence"),
     ({**TINY, "head": "cls", "stages": [{"depth": 1, "width": 8, "mixer": {"kind": "mlp"}}]},
-     "a CLS token needs the attention mixer (it keeps a token sequence), got stages[0].mixer.kind 'mlp'"),
+     "a CLS token needs a mixer that keeps a token sequence (attention), got stages[0].mixer.kind 'mlp'; use head: gap"),
     ({**TINY, "stem": {"kind": "patch", "patch_size": 16}}, "the token grid is 1x1 before stage 1; with stem.patch_size 16"),
     ({**TINY, "stages": TINY["stages"] * 3}, "stages: got"),
     ({**TINY, "stages": []}, "stages: got []; allowed: a list of 1 to 4 stages"),

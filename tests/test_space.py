@@ -6,6 +6,9 @@ import torch
 import yaml
 
 from vitnas.errors import UserError
+from vitnas.search_spaces.checks import check_int
+from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS, ChoiceDim, MixerKind
 from vitnas.search_spaces.model import build_model
 from vitnas.search_spaces.space import SPACE_DIR, RandomSuggester, load_space, space_from_dict
 
@@ -88,20 +91,46 @@ def _broken(**dims):
 
 
 @pytest.mark.parametrize("data, message", [
-    (_broken(mixer=["pool", "swin"]), "dimensions.mixer: got 'swin'; allowed: attention, pool"),
+    (_broken(mixer=["pool", "swin"]), "dimensions.mixer: got 'swin'; allowed: attention, conv, identity, mlp, pool"),
     (_broken(width=[]), "dimensions.width: got []; allowed: a non-empty list"),
     (_broken(width=[0]), "dimensions.width: got 0; allowed: positive numbers"),
     (_broken(colour=["red"]), "dimensions.colour: unknown dimension"),
     (_broken(depth=[1.5]), "dimensions.depth: got 1.5; allowed: integers"),
     (_broken(conv_kernel=[3, 4]), "dimensions.conv_kernel: got 4; allowed: odd sizes"),
     (_broken(drop_path={"low": 0.5, "high": 0.1}), "dimensions.drop_path: got"),
-    ({"dimensions": {}}, "missing; every dimension needs"),
+    (_broken(layer_scale=["off"]), "dimensions.layer_scale: got 'off'; allowed: positive numbers or null"),
+    ({**_broken(), "max_tokens": {"swin": 8}}, "max_tokens: got {'swin': 8}; allowed: a mapping from a mixer kind"),
     ([], "expected a mapping with a `dimensions` mapping"),
 ])
 def test_space_file_errors(data, message):
     with pytest.raises(UserError) as err:
         space_from_dict(data)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_dimension_left_out_takes_its_one_default_choice():
+    """A space file copied before a release added a dimension keeps its meaning: the new dimension is fixed."""
+    data = _broken()
+    for name in ("temperature", "pool_size", "stem_act_norm", "layer_scale"):
+        del data["dimensions"][name]
+    data["dimensions"].update(mixer=["attention", "pool"], width=[16, 32], head_dim=[16])
+    cfgs = space_from_dict(data).sample(40, seed=0, image_size=16, in_chans=1, num_classes=2)
+    mixers = [s.mixer for c in cfgs for s in c.stages]
+    assert {m["temperature"] for m in mixers if m.kind == "attention"} == {1.0}
+    assert {m["kernel_size"] for m in mixers if m.kind == "pool"} == {3}
+    assert {(c.stem.act_norm, c.layer_scale) for c in cfgs} == {(False, None)}
+    assert {m.kind for m in mixers} == {"attention", "pool"}  # the listed dimensions still vary
+
+
+def test_an_empty_dimensions_mapping_is_the_default_model():
+    space = space_from_dict({"dimensions": {}, "default": {"stages": [{"depth": 1, "width": 8, "mixer": "pool"}]}})
+    assert space.to_dict()["dimensions"]["pool_size"] == [3]
+    expected = ArchConfig.from_dict({
+        "name": "sampled", "image_size": 32, "in_chans": 3, "num_classes": 4,
+        "stem": {"kind": "patch", "patch_size": 16},
+        "stages": [{"depth": 1, "width": 64, "mixer": {"kind": "pool", "kernel_size": 3}}], "block": "metaformer",
+        "norm": "layernorm", "act": "gelu", "mlp_ratio": 4.0, "head": "gap"})
+    assert space.sample(3, seed=0, image_size=32, in_chans=3, num_classes=4) == [expected] * 3
 
 
 def test_unknown_space_and_impossible_patch():
@@ -116,3 +145,91 @@ def test_narrowing_to_an_impossible_combination_is_a_user_error():
     space = space_from_dict(_broken(mixer=["pool"], head=["cls"]))
     with pytest.raises(UserError, match=r"no choice of head in \['cls'\] fits this model"):
         space.suggest(RandomSuggester(0), 16, 1, 2)
+
+
+class Shift(torch.nn.Module):
+    """A toy token mixer that rolls the grid `step` positions along its width."""
+
+    def __init__(self, step: int):
+        super().__init__()
+        self.step = step
+
+    def forward(self, x):
+        return torch.roll(x, self.step, dims=-2)
+
+
+def _validate_shift(settings, width, grid, where):
+    check_int(f"{where}.step", settings["step"], 1, grid - 1)
+
+
+@pytest.fixture
+def shift_mixer():
+    """Declares a new mixer kind the way a module in parts/ would, and takes it away afterwards."""
+    MIXERS.register("shift", MixerKind(
+        settings={"step": 1}, validate=_validate_shift,
+        build=lambda settings, width, grid, act_layer: Shift(settings["step"]),
+        dimensions=(ChoiceDim("shift_step", 1, number=int, setting="step",
+                              fits=lambda step, width, grid: step < grid),)))
+    yield
+    MIXERS.unregister("shift")
+
+
+def _shift_config(**mixer) -> dict:
+    return {"image_size": 8, "in_chans": 1, "num_classes": 2, "stem": {"patch_size": 2},
+            "stages": [{"depth": 1, "width": 8, "mixer": {"kind": "shift", **mixer}}]}
+
+
+def test_a_registered_mixer_is_validated_built_and_suggested_with_no_other_edit(shift_mixer):
+    cfg = ArchConfig.from_dict(_shift_config(step=2))
+    mixer = build_model(cfg).stages[0].blocks[0].mixer
+    assert isinstance(mixer, Shift) and mixer.step == 2
+    x = torch.arange(16.0).view(1, 4, 4, 1)
+    assert mixer(x)[0, :, :, 0].tolist()[0] == [2.0, 3.0, 0.0, 1.0]
+    with pytest.raises(UserError, match=r"stages\[0\].mixer.step: got 4; allowed: an integer from 1 to 3"):
+        ArchConfig.from_dict(_shift_config(step=4))  # the 4x4 grid
+    with pytest.raises(UserError, match="kernel_size: got 3; does not apply to mixer kind 'shift'; its keys: step"):
+        ArchConfig.from_dict(_shift_config(kernel_size=3))
+    # the space: one line (`shift` in `mixer`) offers it; its own dimension is optional and filtered per stage
+    data = _broken(mixer=["shift"], num_stages=[2], width=[8], stem=["patch"], patch_size=[2], shift_step=[1, 2, 3])
+    assert "shift_step" in space_from_dict(data).to_dict()["dimensions"]
+    seen = {}
+    for seed in range(20):
+        cfg = space_from_dict(data).suggest(RecordingTrial(seed, seen), 8, 1, 2)  # grids 4 then 2
+        assert [s.mixer.kind for s in cfg.stages] == ["shift", "shift"] and cfg.stages[1].mixer["step"] == 1
+    assert seen["s0.shift_step"] == [1, 2, 3] and "s1.shift_step" not in str(seen)
+    del data["dimensions"]["shift_step"]
+    assert {c.stages[0].mixer["step"] for c in space_from_dict(data).sample(5, 0, 8, 1, 2)} == {1}
+
+
+def test_an_unregistered_mixer_is_unknown_again(shift_mixer):
+    MIXERS.unregister("shift")
+    try:
+        with pytest.raises(UserError, match="mixer.kind: got 'shift'; allowed: attention, conv, identity, mlp, pool"):
+            ArchConfig.from_dict(_shift_config())
+        with pytest.raises(UserError, match="dimensions.shift_step: unknown dimension"):
+            space_from_dict(_broken(shift_step=[1]))
+    finally:
+        MIXERS.register("shift", MixerKind(settings={"step": 1}, build=Shift))  # for the fixture to take away
+
+
+def test_a_registered_norm_and_activation_are_one_line_each():
+    class HalfNorm(torch.nn.Module):  # called as cls(dim, eps=eps), like every norm
+        def __init__(self, dim, eps):
+            super().__init__()
+            self.dim, self.eps = dim, eps
+
+        def forward(self, x):
+            return x / 2
+
+    NORMS.register("half", HalfNorm)
+    ACTS.register("tanh", torch.nn.Tanh)
+    try:
+        cfg = ArchConfig.from_dict({**_shift_config(), "norm": "half", "act": "tanh",
+                                    "stages": [{"depth": 1, "width": 8, "mixer": "pool"}]})
+        block = build_model(cfg).stages[0].blocks[0]
+        assert isinstance(block.norm1, HalfNorm) and isinstance(block.channel.act, torch.nn.Tanh)
+        space = space_from_dict(_broken(norm=["half"], act=["tanh"]))
+        assert {(c.norm, c.act) for c in space.sample(3, 0, 8, 1, 2)} == {("half", "tanh")}
+    finally:
+        NORMS.unregister("half")
+        ACTS.unregister("tanh")
