@@ -148,6 +148,26 @@ def test_an_unknown_keep_weights_choice_is_a_usage_error(tmp_path):
     assert result.exit_code == 2 and "--keep-weights" in result.stderr and not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
+def test_ctrl_c_records_running_trials_interrupted_and_exits_130(tmp_path):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: the runs in flight are re-queued, none is lost."""
+    args = [sys.executable, "-m", "vitnas.cli", "search", "--space", "metaformer", "--dataset", DATA, "--time", "60",
+            "--workers", "2", "--trials", "3", "--out", str(tmp_path), "--study", "c"]
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(1)
+        if (tmp_path / "c" / "study.json").exists() and _report(tmp_path / "c")["counts"]["running"] == 2:
+            break
+    time.sleep(3)
+    os.killpg(driver.pid, signal.SIGINT)
+    _, stderr = driver.communicate(timeout=180)
+    assert driver.returncode == 130 and "--resume" in stderr
+    trials = _report(tmp_path / "c")["trials"]
+    assert sorted((t["state"], t["outcome"]) for t in trials) == [("FAIL", "interrupted")] * 2 + [("WAITING", None)] * 2
+
+
 # -- the producer and the store, without Ray --------------------------------------------------------------------
 
 def _store(tmp_path, name: str, seed: int = 0) -> StudyStore:

@@ -23,7 +23,7 @@ from vitnas.nas.executor import TrialResult
 from vitnas.nas.files import json_text, write_atomic, write_text_atomic
 from vitnas.nas.metrics import objective_values
 from vitnas.nas.outcome import Outcome
-from vitnas.nas.records import Objective, StudySummary, TrialRecord
+from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_record
 from vitnas.errors import UserError
 
 STUDY_FILE = "study.json"
@@ -218,13 +218,8 @@ class StudyStore:
     def _record(self, frozen: optuna.trial.FrozenTrial) -> TrialRecord:
         attrs = frozen.user_attrs
         state = _STATES.get(frozen.state, frozen.state.name)
-        values = ({o.name: v for o, v in zip(self.spec.objectives, frozen.values)}
-                  if state == "COMPLETE" and frozen.values else {})
-        outcome = _outcome(frozen)
-        return TrialRecord(number=frozen.number, state=state, values=values, config=attrs.get("config", {}),
-                           metrics=attrs.get("metrics", {}), duration_s=attrs.get("duration_s"),
-                           error=attrs.get("error"), seed=attrs.get("seed"),
-                           outcome=None if outcome is None else outcome.value)
+        values = {o.name: v for o, v in zip(self.spec.objectives, frozen.values or ())}
+        return trial_record(frozen.number, state, values, attrs)
 
     def summary(self) -> StudySummary:
         """Every trial except cost-limit rejections (which never ran)."""
