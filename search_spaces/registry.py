@@ -28,11 +28,10 @@ class Registry(Generic[T]):
         self.sort = sort
         self._parts: dict[str, T] = {}
 
-    def register(self, name: str, part: T) -> T:
+    def register(self, name: str, part: T) -> None:
         if name in self._parts:  # two modules claiming one name is a programming error, not a user's
             raise ValueError(f"{self.sort} {name!r} is registered already")
         self._parts[name] = part
-        return part
 
     def unregister(self, name: str) -> None:
         del self._parts[name]

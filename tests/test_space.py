@@ -162,14 +162,18 @@ def _validate_shift(settings, width, grid, where):
     check_int(f"{where}.step", settings["step"], 1, grid - 1)
 
 
-@pytest.fixture
-def shift_mixer():
-    """Declares a new mixer kind the way a module in parts/ would, and takes it away afterwards."""
+def _register_shift() -> None:
+    """Declares a new mixer kind the way a module in parts/ would."""
     MIXERS.register("shift", MixerKind(
         settings={"step": 1}, validate=_validate_shift,
         build=lambda settings, width, grid, act_layer: Shift(settings["step"]),
         dimensions=(ChoiceDim("shift_step", 1, number=int, setting="step",
                               fits=lambda step, width, grid: step < grid),)))
+
+
+@pytest.fixture
+def shift_mixer():
+    _register_shift()
     yield
     MIXERS.unregister("shift")
 
@@ -201,15 +205,13 @@ def test_a_registered_mixer_is_validated_built_and_suggested_with_no_other_edit(
     assert {c.stages[0].mixer["step"] for c in space_from_dict(data).sample(5, 0, 8, 1, 2)} == {1}
 
 
-def test_an_unregistered_mixer_is_unknown_again(shift_mixer):
+def test_an_unregistered_mixer_is_unknown_again():
+    _register_shift()
     MIXERS.unregister("shift")
-    try:
-        with pytest.raises(UserError, match="mixer.kind: got 'shift'; allowed: attention, conv, identity, mlp, pool"):
-            ArchConfig.from_dict(_shift_config())
-        with pytest.raises(UserError, match="dimensions.shift_step: unknown dimension"):
-            space_from_dict(_broken(shift_step=[1]))
-    finally:
-        MIXERS.register("shift", MixerKind(settings={"step": 1}, build=Shift))  # for the fixture to take away
+    with pytest.raises(UserError, match="mixer.kind: got 'shift'; allowed: attention, conv, identity, mlp, pool"):
+        ArchConfig.from_dict(_shift_config())
+    with pytest.raises(UserError, match="dimensions.shift_step: unknown dimension"):
+        space_from_dict(_broken(shift_step=[1]))
 
 
 def test_a_registered_norm_and_activation_are_one_line_each():
