@@ -89,15 +89,7 @@ def _check_out(out: Path, force: bool, read_from: tuple[Path, ...]) -> None:
 
 
 def _readme(item: Exportable, params: int, macs: int, difference: float, onnx_difference: float | None) -> str:
-    source = item.source
-    found = {
-        "trial": lambda: f"Trial {source['trial']} of the vitnas search `{source['study']}` ({source['folder']}), "
-                         + ("the knee of its Pareto front" if source["chosen"] == "knee" else "chosen by number")
-                         + f", trained on `{source['dataset']}`.",
-        "checkpoint": lambda: f"The model `vitnas train` saved in {source['folder']}, trained on `{source['dataset']}`.",
-        "config": lambda: f"The architecture in {source['file']}, untrained.",
-        "preset": lambda: f"The published architecture `{source['preset']}` (a vitnas preset), untrained.",
-    }[source["kind"]]()
+    found = _how_found(item.source)
     weights = ("weights.pt holds its trained weights (a state dict that loads into build_model() with strict=True)."
                if item.trained else "There is no weights.pt: the source was never trained; train.py trains it.")
     measured = ", ".join(f"{k} {v:.4g}" for k, v in item.metrics.items()
@@ -129,8 +121,23 @@ def _readme(item: Exportable, params: int, macs: int, difference: float, onnx_di
         "Train it from scratch on an ImageFolder (train/<class>/*, test/<class>/*) with the same recipe:",
         "`python train.py --data PATH [--epochs N] [--device cpu|cuda] [--save trained.pt]`.",
         "",
-        f"Checked at export: the exported model's logits match the vitnas model's within {difference:.2g}"
-        + (f"; ONNX Runtime's match PyTorch's within {onnx_difference:.2g}." if onnx_difference is not None else "."),
+        "Checked at export on random images, with the same weights: the largest difference between the logits of "
+        f"the exported model and the vitnas model was {difference:.2g}"
+        + (f", between ONNX Runtime's and PyTorch's {onnx_difference:.2g}." if onnx_difference is not None else "."),
         "",
     ]
     return "\n".join(lines)
+
+
+def _how_found(source: dict) -> str:
+    kind = source["kind"]
+    if kind == "trial":
+        chosen = "the knee of its Pareto front" if source["chosen"] == "knee" else "chosen by number"
+        return (f"Trial {source['trial']} of the vitnas search `{source['study']}` ({source['folder']}), {chosen}, "
+                f"trained on `{source['dataset']}`.")
+    if kind == "checkpoint":
+        return f"The model `vitnas train` saved in {source['folder']}, trained on `{source['dataset']}`."
+    what = f"The architecture in {source['file']}" if kind == "config" else (
+        f"The published architecture `{source['preset']}` (a vitnas preset)")
+    shaped = f", shaped for `{source['dataset']}`" if "dataset" in source else ""
+    return f"{what}{shaped}, untrained."
