@@ -1,4 +1,6 @@
 """`vitnas ablate`: run an ablation study (arms x seeds on Ray), list the shipped studies, report a finished one."""
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -132,7 +134,8 @@ def run(
                   f"{sum(key in finished for key in ((r.arm, r.seed) for r in runs))} finished before")
     view = LiveGrid(list(loaded.arms), chosen.seeds, loaded.metrics[0], console)
     view.mark_finished(finished)
-    with view.live:
+    # Ray Tune prints a line per finished trial on stdout whatever its verbosity: keep stdout for the results
+    with view.live, contextlib.redirect_stdout(sys.stderr):
         run_ablation(loaded, chosen, store, datasets, runs, resources, view)
     finished = store.finished()
     report = results(loaded, chosen, finished)
