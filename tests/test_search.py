@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from vitnas.cli.app import app
+from vitnas.nas.checkpoint import load_checkpoint
 from vitnas.nas.data import load_dataset
 from vitnas.nas.executor import TrialResult
 from vitnas.nas.metrics import parse_objectives
@@ -22,9 +22,8 @@ from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.search.study import StudySpec, StudyStore
 from vitnas.nas.search.weights import SMALL_MODEL_PARAMS, KeepWeights
 from vitnas.nas.trainer import evaluate_accuracy
-from vitnas.nas.trial import TrialSettings, build_trial_model
+from vitnas.nas.trial import TrialSettings
 from vitnas.errors import UserError
-from vitnas.search_spaces.config import ArchConfig
 from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=192,size=8,chans=1,classes=3"
@@ -86,10 +85,9 @@ def test_trial_folders_hold_weights_that_reproduce_the_recorded_accuracy(finishe
     directory, _ = finished_study
     data = load_dataset(DATA, seed=0)
     for number, values in _complete(_report(directory)).items():
-        folder = directory / "trials" / f"{number:04d}"
-        model = build_trial_model(ArchConfig.from_yaml(folder / "config.yaml"), data)
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
-        assert evaluate_accuracy(model, data.x_val, data.y_val, device="cpu") == values["accuracy"]
+        checkpoint = load_checkpoint(directory / "trials" / f"{number:04d}")
+        assert checkpoint.info["dataset"] == DATA and checkpoint.info["seed"] == 0
+        assert evaluate_accuracy(checkpoint.model, data.x_val, data.y_val, device="cpu") == values["accuracy"]
 
 
 @pytest.mark.slow
