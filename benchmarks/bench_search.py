@@ -20,6 +20,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from vitnas.nas.metrics import parse_objectives  # noqa: E402
+from vitnas.nas.executor import Resources  # noqa: E402
 from vitnas.nas.search.runner import SearchSettings, open_study, run_search  # noqa: E402
 from vitnas.nas.trainer import TrainSettings  # noqa: E402
 from vitnas.nas.trial import TrialSettings  # noqa: E402
@@ -38,7 +39,7 @@ def _search(out: Path, study: str, trials: int, train: TrainSettings, robustness
     settings = SearchSettings(space="metaformer", dataset="digits", trials=trials,
                               objectives=parse_objectives("accuracy,macs,robustness"), sampler="tpe",
                               trial=TrialSettings(train=train, robustness=robustness), out=out, study=study,
-                              workers=2, cpus_per_trial=1)
+                              resources=Resources(workers=2, cpus_per_trial=1))
     start = time.time()
     run_search(settings, open_study(settings), _Quiet())
     timings = [json.loads(p.read_text())["timing"] for p in sorted((out / study / "trials").glob("*/metrics.json"))]

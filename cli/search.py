@@ -91,6 +91,9 @@ def search(
                                          "are kept as they are.")] = False,
     robustness: options.RobustnessOption = "default",
     device: options.DeviceOption = "auto",
+    keep_weights: Annotated[str, typer.Option(help="Trained weights kept as OUT/STUDY/trials/NNNN/model.pt (for "
+                                              "`vitnas export`): all | front (Pareto front only) | none | auto: "
+                                              "all for models up to 5M parameters, front for larger ones.")] = "auto",
 ) -> None:
     """Search the MetaFormer space for architectures on the Pareto front of accuracy, MACs and robustness.
 
@@ -109,7 +112,9 @@ def search(
     """
     # Ray and Optuna load here, not at start-up: every other command stays quick
     from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
-    from vitnas.nas.search.searcher import Budget
+    from vitnas.nas.executor import Resources
+    from vitnas.nas.search.searcher import CostLimits
+    from vitnas.nas.search.weights import KeepWeights
 
     parsed_objectives = parse_objectives(objectives)
     if resume and study is None:
@@ -119,9 +124,12 @@ def search(
         space=space, dataset=dataset, trials=trials, objectives=parsed_objectives, sampler=sampler,
         trial=options.trial_settings(epochs, time, seed, device, robustness, search=True,
                                      measurements=measurements_for(parsed_objectives, parse_measurements(measure))),
-        out=out, study=name, seed=seed, workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-        budget=Budget(options.parse_count(max_macs, "--max-macs"), options.parse_count(max_params, "--max-params")),
-        address=address, storage=storage, resume=resume)
+        out=out, study=name, seed=seed,
+        resources=Resources(workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                            address=address),
+        limits=CostLimits(options.parse_count(max_macs, "--max-macs"),
+                          options.parse_count(max_params, "--max-params")),
+        keep_weights=KeepWeights(keep_weights), storage=storage, resume=resume)
     console = Console(stderr=True)
     store = open_study(settings)
     console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials done)")
