@@ -1,4 +1,6 @@
 """The one MetaFormer block (mixer and norm plugged in), the downsampling conv, and a stage of blocks."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 

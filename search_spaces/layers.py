@@ -2,6 +2,8 @@
 
 Tensors are channels-last everywhere: (N, H, W, C) grids, or (N, L, C) sequences when a CLS token rides along.
 """
+from __future__ import annotations
+
 import torch
 from torch import nn
 

@@ -10,6 +10,8 @@ Every nn.Module class in search_spaces is "liftable" (export copies class source
 3. its methods name only torch, nn, F, math and other liftable classes as globals: no registry, no config.
 Only `build_model` and the registered parts' build functions read configs.
 """
+from __future__ import annotations
+
 import torch
 from torch import nn
 

@@ -1,4 +1,6 @@
 """Stems: pixels (N, C, H, W) -> channels-last tokens (N, H/p, W/p, width), plus CLS token and position embedding."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 

@@ -1,4 +1,6 @@
 """The attention mixer (ViT, DeiT): multi-head self-attention over all tokens."""
+from __future__ import annotations
+
 import math
 from typing import Any, Mapping
 

@@ -1,4 +1,6 @@
 """The depthwise-conv mixer (ConvMixer)."""
+from __future__ import annotations
+
 import torch
 from torch import nn
 

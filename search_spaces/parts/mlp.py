@@ -1,4 +1,6 @@
 """The token-mixing MLP mixer (MLP-Mixer)."""
+from __future__ import annotations
+
 from typing import Any, Mapping
 
 import torch

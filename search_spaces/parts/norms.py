@@ -2,6 +2,8 @@
 
 A registered norm is a class called as `cls(dim, eps=eps)`; `none` is nn.Identity, which takes and ignores both.
 """
+from __future__ import annotations
+
 import torch
 from torch import nn
 

@@ -1,4 +1,6 @@
 """The pooling mixer (PoolFormer): average pooling minus the input."""
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
