@@ -77,8 +77,9 @@ class Resources:
 class Producer(Protocol):
     """Decides which runs happen and keeps their results. Every method runs on the driver, one call at a time.
 
-    An exception raised by any method stops the execution: runs still going are passed to on_interrupted, and
-    execute() raises it once Ray has stopped.
+    An exception raised by any method stops the execution: no request is asked for after it, runs that report
+    before Ray has stopped them still reach on_finished, the rest are passed to on_interrupted, and execute()
+    raises the exception once Ray has stopped.
     """
 
     def next_request(self) -> TrialRequest | Signal | None:
