@@ -1,9 +1,13 @@
 """Every data format from tiny generated files, their errors, the decode cache, the validation split, real CIFAR-10."""
+import codecs
 import gzip
+import io
 import os
 import pickle
 import struct
+import tracemalloc
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +69,8 @@ def test_image_folder_all_gray_has_one_channel_and_val_folder_counts_as_test(tmp
 def test_zip_matches_folder_even_inside_a_wrapping_folder(tmp_path):
     tree = _image_tree(tmp_path / "tree")
     archive = _zip_folder(tree, tmp_path / "images.zip", prefix="wrapped/")
-    from_folder = load_dataset(str(tree), cache_dir=tmp_path / "cache")
-    from_zip = load_dataset(str(archive), cache_dir=tmp_path / "cache")
+    from_folder = load_dataset(str(tree), val_fraction=0.0, cache_dir=tmp_path / "cache")
+    from_zip = load_dataset(str(archive), val_fraction=0.0, cache_dir=tmp_path / "cache")
     assert torch.equal(from_folder.x_train, from_zip.x_train) and torch.equal(from_folder.x_test, from_zip.x_test)
 
 
@@ -86,20 +90,20 @@ def test_image_folder_errors_name_the_file(tmp_path):
 
 def test_second_load_reads_the_cache_without_decoding(tmp_path, monkeypatch):
     archive = _zip_folder(_image_tree(tmp_path / "tree"), tmp_path / "images.zip")
-    first = load_dataset(str(archive), cache_dir=tmp_path / "cache")
+    first = load_dataset(str(archive), val_fraction=0.0, cache_dir=tmp_path / "cache")
 
     def no_decoding(*_):
         raise AssertionError("decoded although cached")
 
     monkeypatch.setattr(imagefolder, "decode_image", no_decoding)
-    second = load_dataset(str(archive), cache_dir=tmp_path / "cache")
+    second = load_dataset(str(archive), val_fraction=0.0, cache_dir=tmp_path / "cache")
     assert torch.equal(first.x_train, second.x_train) and first.classes == second.classes
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip_bits"])
 def test_corrupt_cache_is_rebuilt(tmp_path, damage):
     archive = _zip_folder(_image_tree(tmp_path / "tree"), tmp_path / "images.zip")
-    first = load_dataset(str(archive), cache_dir=tmp_path / "cache")
+    first = load_dataset(str(archive), val_fraction=0.0, cache_dir=tmp_path / "cache")
     (cache_file,) = (tmp_path / "cache").glob("imagefolder-*.npz")
     raw = bytearray(cache_file.read_bytes())
     if damage == "truncate":
@@ -108,7 +112,7 @@ def test_corrupt_cache_is_rebuilt(tmp_path, damage):
         raw[raw.index(b"x_train.npy") + 200] ^= 0xFF
     cache_file.write_bytes(bytes(raw))
     with pytest.warns(UserWarning, match="rebuilding corrupt cache"):
-        rebuilt = load_dataset(str(archive), cache_dir=tmp_path / "cache")
+        rebuilt = load_dataset(str(archive), val_fraction=0.0, cache_dir=tmp_path / "cache")
     assert torch.equal(first.x_train, rebuilt.x_train)
     with np.load(cache_file) as stored:  # and the rebuilt entry is whole again
         assert stored["x_train"].shape[0] == 4
@@ -278,6 +282,223 @@ def test_normalize_uses_the_training_statistics():
     normalized = Normalize(data.mean, data.std)(data.x_train.float() / 255.0)
     assert torch.allclose(normalized.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-4)
     assert torch.allclose(normalized.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-2)
+
+
+def _refused(spec: str, match: str, **options) -> None:
+    """load_dataset(spec) ends in a one-line UserError matching `match` (the CLI prints it and exits 2)."""
+    with pytest.raises(UserError, match=match) as raised:
+        load_dataset(spec, **options)
+    assert "\n" not in str(raised.value)
+
+
+def test_sixteen_bit_png_is_scaled_to_eight_bits_not_clipped(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1040).astype(np.uint16)  # 0 .. 65520
+    path = tmp_path / "ramp.png"
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode.startswith("I")  # Pillow reads 16-bit grey PNGs as I;16
+    decoded = imagefolder.decode_image(path.read_bytes(), str(path))
+    assert decoded.dtype == np.uint8 and decoded.shape == (8, 8)
+    assert np.abs(decoded.astype(int) - np.round(ramp / 257)).max() == 0
+
+
+def test_too_few_images_per_class_for_a_validation_split_are_refused_naming_the_minimum(tmp_path):
+    _refused("synthetic:n=15,size=4,chans=1,classes=3", r"validation split.*empty.*at least 6 training images")
+    _refused("synthetic:n=6,size=4,chans=1,classes=3", r"at least 3 training images", val_fraction=0.2)
+    assert len(load_dataset("synthetic:n=18,size=4,chans=1,classes=3").x_val) == 3
+    assert len(load_dataset("synthetic:n=15,size=4,chans=1,classes=3", val_fraction=0.0).x_val) == 0
+
+
+class _Call:
+    """Pickles as a call of `function(*arguments)`."""
+
+    def __init__(self, function, *arguments):
+        self.function, self.arguments = function, arguments
+
+    def __reduce__(self):
+        return self.function, self.arguments
+
+
+@pytest.mark.parametrize("payload", [
+    _Call(bytes, 10**13),
+    _Call(list, range(10**12)),
+    _Call(np.ndarray, (10**7, 10**7)),
+    _Call(np.zeros(1).__reduce__()[0], np.ndarray, (10**7, 10**7), b"b"),  # numpy's _reconstruct
+    _Call(codecs.encode, "x" * 64, "utf-32"),
+], ids=["bytes", "list-range", "ndarray", "reconstruct", "codec"])
+def test_cifar_unpickler_admits_only_what_the_format_needs(tmp_path, payload):
+    folder = _cifar_folder(tmp_path / "cifar")
+    # Protocol 4 names builtins as `builtins` (protocol 2 as `__builtin__`).
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": payload, b"labels": []}, protocol=4))
+    _refused(str(folder), r"data_batch_2: not a valid CIFAR batch")
+
+
+def test_cifar_python2_batch_still_loads(tmp_path):
+    """The official batches were pickled by Python 2 (strings as BINSTRING, numpy under numpy.core): written here
+    opcode by opcode, a 2-image batch must load through the restricted unpickler."""
+    def short_string(text: bytes) -> bytes:
+        return b"U" + bytes([len(text)]) + text
+
+    pixels = (np.arange(2 * 3072) % 251).astype(np.uint8)
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + short_string(b"b") + b"\x87R("
+             b"K\x01K\x02M\x00\x0c\x86cnumpy\ndtype\n" + short_string(b"u1") + b"K\x00K\x01\x87R(K\x03"
+             + short_string(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb\x89T"
+             + struct.pack("<I", pixels.size) + pixels.tobytes() + b"tb")
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(b"\x80\x02}(" + short_string(b"data") + array + short_string(b"labels") + b"](K\x01K\x02eu.")
+    batch = cifar.load_pickle(path)
+    assert np.array_equal(batch["data"].reshape(-1), pixels) and batch["labels"] == [1, 2]
+
+
+@pytest.mark.parametrize("opcodes", [
+    b"\x80\x04\x8e" + struct.pack("<Q", 10**13) + b"abc.",  # BINBYTES8 claiming 10 TB
+    b"\x80\x04]r" + struct.pack("<I", 2**32 - 1) + b".",  # EMPTY_LIST memoised at index 2**32 - 1
+], ids=["bytes-length", "memo-index"])
+def test_cifar_unpickler_checks_claimed_lengths_before_allocating(tmp_path, opcodes):
+    folder = _cifar_folder(tmp_path / "cifar")
+    (folder / "data_batch_4").write_bytes(opcodes)
+    _refused(str(folder), r"data_batch_4: not a valid CIFAR batch")
+
+
+def _npz_claiming(path: Path, shape: tuple[int, ...]) -> Path:
+    """An npz whose x_train.npy header claims `shape` (uint8) but holds no pixels; the other arrays are fine."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train.npy", header.getvalue())
+        for key, array in (("y_train", np.zeros(2, np.int64)), ("x_test", np.zeros((2, 4, 4), np.uint8)),
+                           ("y_test", np.zeros(2, np.int64))):
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(f"{key}.npy", buffer.getvalue())
+    return path
+
+
+def _gzip_of_zeros(header: bytes, zeros: int) -> bytes:
+    """gzip of `header` followed by `zeros` zero bytes, compressed in chunks (a small file that expands a lot)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(1 << 20)
+    parts = [compressor.compress(header)] + [compressor.compress(chunk) for _ in range(zeros >> 20)]
+    return b"".join(parts + [compressor.flush()])
+
+
+def test_small_files_claiming_huge_sizes_are_refused_before_allocating(tmp_path):
+    _refused(str(_npz_claiming(tmp_path / "huge.npz", (300 * 2**30, 1, 1))), r"huge\.npz:x_train.*GiB.*limit")
+    _refused(str(_npz_claiming(tmp_path / "short.npz", (2, 4, 4))), r"short\.npz:x_train.*truncated")
+    _refused("synthetic:size=100000", r"synthetic.*GiB.*limit")
+    _refused("synthetic:classes=1000000000", r"classes.*at most n")
+    folder = _idx_folder(tmp_path / "mnist", compress=True)
+    (folder / "t10k-images-idx3-ubyte.gz").write_bytes(_gzip_of_zeros(_idx_bytes(np.zeros((4, 6, 6), np.uint8)),
+                                                                        64 << 20))
+    tracemalloc.start()
+    try:
+        _refused(str(folder), r"t10k-images-idx3-ubyte\.gz: .*more data than its header")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # the 64 MiB of zeros are never decompressed as a whole
+
+
+def _patched_zip(source: Path, target: Path, member: str, field: str, value: int) -> Path:
+    """A copy of a zip whose `member` has its flag bits or compression method set, in its local and central headers."""
+    raw = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        local = archive.getinfo(member).header_offset
+    central = raw.index(member.encode(), raw.index(b"PK\x01\x02")) - 46  # the name follows a 46-byte header
+    local_field, central_field = {"flags": (6, 8), "method": (8, 10)}[field]
+    struct.pack_into("<H", raw, local + local_field, value)
+    struct.pack_into("<H", raw, central + central_field, value)
+    target.write_bytes(bytes(raw))
+    return target
+
+
+def _zip_with_stored_member(tmp_path: Path) -> tuple[Path, str]:
+    tree = _image_tree(tmp_path / "tree")
+    archive = tmp_path / "images.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        for file in sorted(tree.rglob("*")):
+            if file.is_file():
+                out.write(file, file.relative_to(tree).as_posix())
+    return archive, "train/dog/d.png"
+
+
+@pytest.mark.parametrize("damage", ["encrypted", "unsupported-method", "bad-crc"])
+def test_unreadable_zip_entries_are_refused_naming_the_entry(tmp_path, damage):
+    archive, member = _zip_with_stored_member(tmp_path)
+    if damage == "encrypted":
+        target = _patched_zip(archive, tmp_path / "bad.zip", member, "flags", 0x1)
+    elif damage == "unsupported-method":
+        target = _patched_zip(archive, tmp_path / "bad.zip", member, "method", 99)
+    else:
+        raw = bytearray(archive.read_bytes())
+        raw[raw.index(b"IDAT", raw.index(member.encode())) + 8] ^= 0xFF  # a pixel byte of the stored PNG
+        target = tmp_path / "bad.zip"
+        target.write_bytes(bytes(raw))
+    _refused(str(target), rf"bad\.zip:{member}: cannot read", val_fraction=0.0, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("damage", ["encrypted", "unsupported-method"])
+def test_unreadable_npz_members_are_refused(tmp_path, damage):
+    good = tmp_path / "d.npz"
+    np.savez(good, x_train=np.zeros((2, 4, 4), np.uint8), y_train=np.zeros(2, np.int64),
+             x_test=np.zeros((2, 4, 4), np.uint8), y_test=np.zeros(2, np.int64))
+    field, value = ("flags", 0x1) if damage == "encrypted" else ("method", 99)
+    _refused(str(_patched_zip(good, tmp_path / "bad.npz", "x_test.npy", field, value)), r"bad\.npz: cannot read")
+
+
+def test_a_device_file_is_not_a_data_set():
+    _refused("/dev/null", r"/dev/null: .*not a file or folder")
+
+
+def _npz(path: Path, **overrides) -> Path:
+    arrays = {"x_train": np.zeros((12, 4, 4), np.uint8), "y_train": np.arange(12) % 2,
+              "x_test": np.zeros((2, 4, 4), np.uint8), "y_test": np.arange(2) % 2, **overrides}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_empty_or_malformed_arrays_are_refused_before_training(tmp_path):
+    _refused(str(_npz(tmp_path / "a.npz", x_test=np.zeros((0, 4, 4), np.uint8), y_test=np.zeros(0, np.int64))),
+             r"no test images")
+    _refused(str(_npz(tmp_path / "b.npz", x_test=np.zeros((0, 4, 4), np.float32), y_test=np.zeros(0, np.int64))),
+             r"no test images")
+    _refused(str(_npz(tmp_path / "c.npz", classes=np.array("cat"))), r"c\.npz:classes: .*one name per class")
+    _refused(str(_npz(tmp_path / "d.npz", y_train=np.arange(12) * 10**5)), r"d\.npz:y_train: labels .*0\.\.11")
+    assert load_dataset(str(_npz(tmp_path / "e.npz", classes=np.array(["cat", "dog"])))).classes == ["cat", "dog"]
+    folder = _idx_folder(tmp_path / "mnist", compress=False)
+    (folder / "train-images-idx3-ubyte").write_bytes(_idx_bytes(np.zeros((0, 6, 6), np.uint8)))
+    (folder / "train-labels-idx1-ubyte").write_bytes(_idx_bytes(np.zeros(0, np.uint8)))
+    _refused(str(folder), r"no training images")
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ([0, float("nan"), 1, 2], r"data_batch_1: 'labels' must be integers"),
+    (["cat", "dog", "cat", "dog"], r"data_batch_1: 'labels' must be integers"),
+    ([[0, 1], [1, 2], [2, 0], [0, 1]], r"data_batch_1: 'labels' must be integers"),
+])
+def test_cifar_labels_that_are_not_integers_are_refused(tmp_path, labels, message):
+    folder = _cifar_folder(tmp_path / "cifar")
+    batch = pickle.loads((folder / "data_batch_1").read_bytes())
+    (folder / "data_batch_1").write_bytes(pickle.dumps({**batch, b"labels": labels}, protocol=2))
+    _refused(str(folder), message)
+
+
+@pytest.mark.parametrize("names", [b"abc", 3, {b"a": 1}, [b"a", 7, b"c"]])
+def test_cifar_label_names_must_be_a_list_of_names(tmp_path, names):
+    folder = _cifar_folder(tmp_path / "cifar")
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    _refused(str(folder), r"batches\.meta: 'label_names' must be a list of class names")
+
+
+def test_a_folder_in_place_of_a_cifar_batch_is_refused(tmp_path):
+    folder = _cifar_folder(tmp_path / "cifar")
+    (folder / "data_batch_5").unlink()
+    (folder / "data_batch_5").mkdir()
+    _refused(str(folder), r"data_batch_5: cannot read")
+
+
+@pytest.mark.parametrize("seed", ["-1", str(10**23)])
+def test_synthetic_seed_out_of_range_is_refused(seed):
+    _refused(f"synthetic:n=64,seed={seed}", r"seed.*0\.\.4294967295")
 
 
 @pytest.fixture(scope="session")

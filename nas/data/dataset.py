@@ -1,6 +1,8 @@
 """The in-memory data set (uint8 NCHW tensors), the seeded stratified validation hold-out, and `Normalize`."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -34,6 +36,8 @@ class Splits:
                 raise UserError(f"{split} labels must lie in 0..{len(self.classes) - 1}, found {y.min()}..{y.max()}")
         if len(self.x_train) == 0:
             raise UserError("the data set has no training images")
+        if len(self.x_test) == 0:
+            raise UserError("the data set has no test images: the test split is what a trained model is measured on")
         if self.x_test.shape[1:] != self.x_train.shape[1:]:
             raise UserError(f"test images are {self.x_test.shape[1:]} but training images are {self.x_train.shape[1:]}")
 
@@ -104,10 +108,24 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[
     return kept, held
 
 
+def smallest_class_for_validation(fraction: float) -> int:
+    """The fewest training images a class needs for `stratified_holdout` to hold one of them out."""
+    size = max(1, math.floor(0.5 / fraction))
+    while round(fraction * size) < 1:  # at most a step or two past the estimate
+        size += 1
+    return size
+
+
 def to_dataset(name: str, splits: Splits, val_fraction: float, seed: int) -> Dataset:
     kept, held = stratified_holdout(splits.y_train, val_fraction, seed)
     if len(kept) == 0:
         raise UserError(f"val_fraction {val_fraction} leaves no training images: use a smaller fraction")
+    if val_fraction > 0 and len(held) == 0:
+        # Without validation images every epoch would report accuracy 0 and a search could rank nothing.
+        largest = int(np.bincount(splits.y_train).max())
+        raise UserError(f"the validation split is empty: holding out {val_fraction:g} of each class needs at least "
+                        f"{smallest_class_for_validation(val_fraction)} training images in a class, and the largest "
+                        f"has {largest}: add training images")
     as_tensor = torch.from_numpy
     return Dataset(
         name=name,
@@ -134,3 +152,21 @@ class Normalize(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+def memory_limit() -> int:
+    """The most bytes one array of a data set may declare: a quarter of this machine's memory, since loading holds
+    a data set in a few copies at once (the reader's arrays, the splits, the tensors). 16 GiB where the memory
+    size is unknown."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        return 16 << 30
+
+
+def check_size(nbytes: int, what: str) -> None:
+    """Refuse, before anything is allocated, an array of `nbytes` declared by `what` (a file, a member, a spec)."""
+    limit = memory_limit()
+    if nbytes > limit:
+        raise UserError(f"{what} declares {nbytes / 2**30:.1f} GiB of data, over the {limit / 2**30:.1f} GiB limit "
+                        "(a quarter of this machine's memory): use a smaller data set or a machine with more memory")

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from vitnas.nas.data.dataset import Splits
+from vitnas.nas.data.dataset import Splits, check_size
 from vitnas.errors import UserError
 
 _UBYTE = 0x08
@@ -29,20 +30,28 @@ def is_idx_folder(path: Path) -> bool:
 
 
 def read_idx_file(path: Path, dims: int) -> np.ndarray:
+    """The array in an idx file, plain or gzipped: its header's size is checked before the data is read, and the data
+    is read only up to that size, so a small .gz that expands to gigabytes is refused without expanding it."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        with gzip.open(path) if path.suffix == ".gz" else path.open("rb") as handle:
+            magic = handle.read(4)
+            if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] != _UBYTE or magic[3] != dims:
+                raise UserError(f"{path}: wrong idx magic {magic.hex()} "
+                                f"(expected 000008{dims:02x}: unsigned bytes, {dims} dims)")
+            sizes = handle.read(4 * dims)
+            if len(sizes) < 4 * dims:
+                raise UserError(f"{path}: truncated idx header")
+            shape = struct.unpack(f">{dims}I", sizes)
+            count = math.prod(shape)
+            check_size(count, str(path))
+            data = handle.read(count)
+            if len(data) < count:
+                raise UserError(f"{path}: truncated: {len(data)} data bytes for shape {shape}")
+            if handle.read(1):
+                raise UserError(f"{path}: more data than its header declares (shape {shape})")
     except (OSError, EOFError, zlib.error) as err:
         raise UserError(f"{path}: cannot read ({err})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != _UBYTE or raw[3] != dims:
-        raise UserError(f"{path}: wrong idx magic {raw[:4].hex()} "
-                        f"(expected 000008{dims:02x}: unsigned bytes, {dims} dims)")
-    header = 4 + 4 * dims
-    if len(raw) < header:
-        raise UserError(f"{path}: truncated idx header")
-    shape = struct.unpack(f">{dims}I", raw[4:header])
-    if len(raw) - header != int(np.prod(shape)):
-        raise UserError(f"{path}: truncated or oversized: {len(raw) - header} data bytes for shape {shape}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
 def read_idx_folder(folder: Path) -> Splits:
@@ -56,5 +65,5 @@ def read_idx_folder(folder: Path) -> Splits:
             raise UserError(f"{images_file}: images are {images.shape[1]}x{images.shape[2]}, "
                             "only square images are supported")
         arrays += [images[:, None].copy(), labels]
-    n_classes = int(max(arrays[1].max(), arrays[3].max(initial=0))) + 1
+    n_classes = int(max(arrays[1].max(initial=0), arrays[3].max(initial=0))) + 1
     return Splits(*arrays, classes=[str(i) for i in range(n_classes)])

@@ -4,7 +4,8 @@ Mixed images are made uniform so they stack into one array:
 - channels: if every image is grayscale the data set has 1 channel; otherwise all are RGB (grayscale repeated,
   alpha dropped, palettes expanded);
 - size: the side S is the most common shorter side; any image that is not S x S has its shorter side resized to S
-  (bilinear) and is center-cropped to S x S.
+  (bilinear) and is center-cropped to S x S;
+- depth: 16-bit grey images (Pillow modes I;16 and I, e.g. 16-bit PNGs) are scaled to 8 bits (value / 257).
 Decoding runs in a process pool (one worker per available core) once there are enough images to pay for it.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import multiprocessing
 import os
 import zipfile
+import zlib
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -24,7 +26,9 @@ from vitnas.nas.data.dataset import Splits
 from vitnas.errors import UserError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GRAY_MODES = {"1", "L", "LA", "F"}
+_SIXTEEN_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}  # how Pillow opens 16-bit grey PNG, TIFF, PGM
+_SIXTEEN_BIT_MAX = 65535
 _MIN_IMAGES_FOR_POOL = 4000
 
 
@@ -41,9 +45,14 @@ class _Files:
         return [p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()]
 
     def read(self, name: str) -> bytes:
-        if self.archive is not None:
-            return self.archive.read(name)
-        return (self.path / name).read_bytes()
+        """The file's bytes; a UserError naming it if it cannot be read (for a zip entry also: encrypted, stored
+        with a compression method Python lacks, or failing its CRC)."""
+        try:
+            if self.archive is not None:
+                return self.archive.read(name)
+            return (self.path / name).read_bytes()
+        except (OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
+            raise UserError(f"{self.describe(name)}: cannot read ({err}): replace or remove the file") from None
 
     def describe(self, name: str) -> str:
         return f"{self.path}:{name}" if self.archive is not None else str(self.path / name)
@@ -52,6 +61,8 @@ class _Files:
 def is_image_folder(path: Path) -> bool:
     if path.is_file():
         return path.suffix.lower() == ".zip"
+    if not path.is_dir():
+        return False
     subfolders = [p for p in path.iterdir() if p.is_dir()]
     return (path / "train").is_dir() or (len(subfolders) == 1 and (subfolders[0] / "train").is_dir())
 
@@ -86,9 +97,19 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
     """(H, W) uint8 for a grayscale image, (H, W, 3) for anything else; a UserError naming `where` if undecodable."""
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.mode in _SIXTEEN_BIT_MODES:  # convert("L") would clip every value above 255
+                return _to_eight_bits(np.asarray(image), where)
             return np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise UserError(f"{where}: cannot decode image ({err}): replace or remove the file") from None
+
+
+def _to_eight_bits(pixels: np.ndarray, where: str) -> np.ndarray:
+    """16-bit grey levels to the nearest 8-bit level (65535 / 257 = 255)."""
+    if pixels.size and (pixels.min() < 0 or pixels.max() > _SIXTEEN_BIT_MAX):
+        raise UserError(f"{where}: grey values outside 0..{_SIXTEEN_BIT_MAX}: save the image with 8 or 16 bits "
+                        "per pixel")
+    return np.round(pixels / 257).astype(np.uint8)
 
 
 _worker_files: _Files | None = None

@@ -45,6 +45,8 @@ def _read(spec: str, cache: Path) -> tuple[str, Splits]:
     if not path.exists():
         raise UserError(f"unknown data set '{spec}': use digits, cifar10, cifar100, synthetic[:n=...,size=...] or an "
                         f"existing path to {_LAYOUTS}")
+    if not (path.is_file() or path.is_dir()):
+        raise UserError(f"{path}: not a file or folder (a device, pipe or socket): pass the path to {_LAYOUTS}")
     return path.name, _read_path(path, cache)
 
 

@@ -6,15 +6,18 @@ uint8 is taken as is, floats in [0, 1] are scaled to 0..255.
 """
 from __future__ import annotations
 
+import math
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from vitnas.nas.data.dataset import Splits
+from vitnas.nas.data.dataset import Splits, check_size
 from vitnas.errors import UserError
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
+_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def _images(x: np.ndarray, where: str) -> np.ndarray:
@@ -31,22 +34,60 @@ def _images(x: np.ndarray, where: str) -> np.ndarray:
         raise UserError(f"{where}: images are {x.shape[2]}x{x.shape[3]}, only square images are supported")
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
-    if np.issubdtype(x.dtype, np.floating) and x.size and 0.0 <= x.min() and x.max() <= 1.0:
+    in_range = not x.size or (0 <= x.min() and x.max() <= (1.0 if np.issubdtype(x.dtype, np.floating) else 255))
+    if np.issubdtype(x.dtype, np.floating) and in_range:
         return np.ascontiguousarray(np.round(x * 255.0).astype(np.uint8))
-    if np.issubdtype(x.dtype, np.integer) and (not x.size or (0 <= x.min() and x.max() <= 255)):
+    if np.issubdtype(x.dtype, np.integer) and in_range:
         return np.ascontiguousarray(x.astype(np.uint8))
     raise UserError(f"{where}: pixels must be uint8 0..255 or floats in [0, 1], found {x.dtype}")
 
 
+def _check_declared_sizes(archive: zipfile.ZipFile, keys: list[str], path: Path) -> None:
+    """Read each member's .npy header (not its data): a declared size over the memory limit, or larger than the
+    member holds, is refused before numpy allocates it."""
+    for key in keys:
+        info = archive.getinfo(f"{key}.npy")
+        with archive.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            if version not in _HEADER_READERS:
+                raise UserError(f"{path}:{key}: .npy format version {version} is not supported: save with numpy.savez")
+            shape, _, dtype = _HEADER_READERS[version](member)
+            data_start = member.tell()
+        nbytes = math.prod(shape) * dtype.itemsize
+        check_size(nbytes, f"{path}:{key}")
+        if info.file_size - data_start < nbytes:
+            raise UserError(f"{path}:{key}: truncated: the header declares {nbytes} bytes of data, the member holds "
+                            f"{info.file_size - data_start}")
+
+
+def _class_names(names: np.ndarray | None, labels: list[np.ndarray], n_train: int, path: Path) -> list[str]:
+    """The `classes` array as names, or "0".."C-1" for labels 0..C-1 when absent (C at most the training images)."""
+    top = int(max(y.max(initial=0) for y in labels))
+    if names is None:
+        if top >= n_train:  # a label is an index into the classes, and every class needs training images
+            raise UserError(f"{path}:y_train: labels must be class indices 0..{n_train - 1} (one class per "
+                            f"training image at most), found {top}; or store the names in a `classes` array")
+        return [str(i) for i in range(top + 1)]
+    if names.ndim != 1 or len(names) <= top:
+        raise UserError(f"{path}:classes: needs one name per class, a 1-D array of at least {top + 1}, "
+                        f"found shape {names.shape}")
+    return [str(name) for name in names]
+
+
 def read_npz(path: Path) -> Splits:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in _KEYS if key not in archive.files]
+        with zipfile.ZipFile(path) as archive:
+            present = {name.removesuffix(".npy") for name in archive.namelist()}
+            missing = [key for key in _KEYS if key not in present]
             if missing:
                 raise UserError(f"{path}: missing array(s) {', '.join(missing)} "
                                 "(needs x_train, y_train, x_test, y_test)")
-            arrays = {key: archive[key] for key in (*_KEYS, *(("classes",) if "classes" in archive.files else ()))}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+            keys = [*_KEYS, *(["classes"] if "classes" in present else [])]
+            _check_declared_sizes(archive, keys, path)
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in keys}
+    # Zip entries can also be encrypted (RuntimeError) or use a compression method Python lacks (NotImplementedError).
+    except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error) as err:
         raise UserError(f"{path}: cannot read npz ({err})") from None
     splits = []
     for split in ("train", "test"):
@@ -56,6 +97,5 @@ def read_npz(path: Path) -> Splits:
             raise UserError(f"{path}:y_{split}: needs {len(x)} integer labels, "
                             f"found {y.dtype} {arrays[f'y_{split}'].shape}")
         splits += [x, y.astype(np.int64)]
-    n_classes = int(max(splits[1].max(initial=0), splits[3].max(initial=0))) + 1
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(i) for i in range(n_classes)]
+    classes = _class_names(arrays.get("classes"), [splits[1], splits[3]], len(splits[0]), path)
     return Splits(*splits, classes=classes)

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from vitnas.nas.data.dataset import Splits
+from vitnas.nas.data.dataset import Splits, check_size
 from vitnas.errors import UserError
 
 DEFAULTS = {"n": 2048, "size": 32, "chans": 3, "classes": 10, "seed": 0}
+MAX_SEED = 2**32 - 1  # numpy's seeds, as the CLI's --seed
 
 
 def parse_synthetic_spec(spec: str) -> dict[str, int]:
-    """`synthetic` or `synthetic:key=value,...` into parameters, rejecting unknown keys and non-positive values."""
+    """`synthetic` or `synthetic:key=value,...` into parameters, rejecting unknown keys, non-positive sizes, seeds
+    outside 0..2**32-1, more classes than images, and sizes whose generation would not fit in memory."""
     params = dict(DEFAULTS)
     _, _, options = spec.partition(":")
     for item in filter(None, options.split(",")):
@@ -24,6 +26,14 @@ def parse_synthetic_spec(spec: str) -> dict[str, int]:
         params[key] = int(value)
     if min(params["n"], params["size"], params["chans"], params["classes"]) < 1:
         raise UserError(f"synthetic options n, size, chans and classes must be positive, got {params}")
+    if not 0 <= params["seed"] <= MAX_SEED:
+        raise UserError(f"synthetic seed must be in 0..{MAX_SEED}, got {params['seed']}")
+    if params["classes"] > params["n"]:
+        raise UserError(f"synthetic classes ({params['classes']}) must be at most n ({params['n']}): every class "
+                        "needs training images")
+    # Generation holds float64 prototypes and, per split, about three float64 copies of the images.
+    pixels = params["chans"] * params["size"] ** 2
+    check_size(8 * (params["classes"] + 3 * (params["n"] + params["n"] // 4)) * pixels, spec)
     return params
 
 
