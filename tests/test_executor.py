@@ -161,8 +161,9 @@ def test_a_trial_that_raises_is_reported_failed_with_its_reason():
 # -- the real executor on Ray -----------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_a_list_of_requests_runs_on_ray_with_per_request_data_and_a_stop(tmp_path):
-    """Data sets are routed by name (an arch for 4 classes fails on 3-class data), a STOP prunes at that epoch."""
+def test_a_list_of_requests_runs_on_ray_with_per_request_data_and_a_stop(tmp_path, capfd):
+    """Data sets are routed by name (an arch for 4 classes fails on 3-class data), a STOP prunes at that epoch, and
+    stdout stays the caller's (Tune prints nothing there)."""
     from vitnas.nas.executor.run import execute
 
     four = DATA.replace("classes=3", "classes=4")
@@ -179,6 +180,7 @@ def test_a_list_of_requests_runs_on_ray_with_per_request_data_and_a_stop(tmp_pat
     assert results["four"].outcome is Outcome.OK and results["four"].weights is None
     assert results["stopped"].outcome is Outcome.PRUNED and len(results["stopped"].history) == 1
     assert ("stopped", 1) in producer.progress and ("stopped", 2) not in producer.progress
+    assert capfd.readouterr().out == ""
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from pathlib import Path
 import ray
 from ray import tune
 from ray.tune import Callback, Stopper
+from ray.tune.progress_reporter import TrialProgressCallback
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
@@ -48,7 +49,7 @@ def execute(producer: Producer, datasets: Mapping[str, Dataset], resources: Reso
                                         trial_dirname_creator=_dirname),
             run_config=tune.RunConfig(name=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
                                       storage_path=str(run_dir.resolve()), verbose=0, stop=_StopOnError(dispatcher),
-                                      callbacks=[_Results(dispatcher)],
+                                      callbacks=[_Results(dispatcher), _Silent()],
                                       failure_config=tune.FailureConfig(max_failures=0)),
         )
         tuner.fit()
@@ -152,6 +153,14 @@ class _Results(_DriverOnly, Callback):
         # (with its weights) out, so it is handed over once and Tune never writes it into its own state files
         if RESULT_KEY in result:
             self.dispatcher.finished(trial.trial_id, result.pop(RESULT_KEY))
+
+
+class _Silent(TrialProgressCallback):
+    """Tune adds a printer that writes a line per finished trial to stdout whatever its verbosity, unless one of its
+    kind is given: this one prints nothing, so stdout stays the command's own (a report, --json)."""
+
+    def _print(self, msg: str) -> None:
+        pass
 
 
 class _StopOnError(_DriverOnly, Stopper):
