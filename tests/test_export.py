@@ -72,7 +72,8 @@ def randomized(model: torch.nn.Module) -> torch.nn.Module:
 
 def exported_model(model: torch.nn.Sequential, config: ArchConfig) -> torch.nn.Module:
     """Render model.py for `model` and build its model in a fresh namespace, with `model`'s weights."""
-    facts = ModelFacts(config.to_dict(), {"kind": "config", "file": "x.yaml"}, {}, 0, 0, tuple(MEAN), tuple(STD))
+    statistics = [tuple(model[0].mean.flatten().tolist()), tuple(model[0].std.flatten().tolist())]
+    facts = ModelFacts(config.to_dict(), {"kind": "config", "file": "x.yaml"}, {}, 0, 0, *statistics)
     twin = load_source(render_model_file(model, facts), "model").build_model()
     twin.load_state_dict(model.state_dict(), strict=True)
     return twin.eval()
