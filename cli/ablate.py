@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from vitnas.cli import options
+
 
 class _StudyGroup(TyperGroup):
     """`vitnas ablate STUDY ...` runs a study: a first argument that is not a subcommand goes to `run`."""
@@ -82,11 +84,10 @@ def run(
                                          "experiment), or another profile the study defines.")] = "quick",
     seeds: Annotated[int | None, typer.Option(min=3, help="Seeds 0..N-1 instead of the profile's (at least 3).")]
     = None,
-    workers: Annotated[int, typer.Option(min=1, help="Runs at once.")] = 2,
-    cpus_per_trial: Annotated[float, typer.Option(min=0.01, help="CPU threads per run (Ray resource).")] = 1,
-    gpus_per_trial: Annotated[float, typer.Option(min=0, help="GPUs per run; 0.25 packs four runs on a GPU.")] = 0,
-    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) "
-                                                "instead of starting a local Ray.")] = None,
+    workers: options.WorkersOption = 2,
+    cpus_per_trial: options.CpusPerTrialOption = 1,
+    gpus_per_trial: options.GpusPerTrialOption = 0,
+    address: options.AddressOption = None,
     out: Annotated[Path | None, typer.Option(help="The ablation's folder (default runs/ablate/STUDY-PROFILE).")]
     = None,
     resume: Annotated[bool, typer.Option(help="Continue the ablation in --out: finished runs are kept, the rest "
@@ -102,7 +103,7 @@ def run(
 
       vitnas ablate poolformer-token-mixer
 
-      vitnas ablate studies/vit-stem.yaml --profile full --workers 2 --resume
+      vitnas ablate studies/vit-conv-stem.yaml --profile full --workers 2 --resume
 
       vitnas ablate my_study.yaml --workers 8 --gpus-per-trial 0.25 --address auto
     """

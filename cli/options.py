@@ -24,6 +24,12 @@ DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
 RobustnessOption = Annotated[str, typer.Option(help="Robustness suite: default | full | none | an explicit "
                                                "list such as 'gaussian:0.04,0.08;fgsm:1;jpeg:3' (README).")]
 MeasureOption = Annotated[str, typer.Option("--measure", help=measure_help())]
+# Where runs go, for every command that runs them on the trial executor (search, ablate)
+WorkersOption = Annotated[int, typer.Option(min=1, help="Runs (trials) going at once.")]
+CpusPerTrialOption = Annotated[float, typer.Option(min=0.01, help="CPU threads per run (Ray resource).")]
+GpusPerTrialOption = Annotated[float, typer.Option(min=0, help="GPUs per run; 0.25 packs four runs on a GPU.")]
+AddressOption = Annotated[str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) "
+                                                   "instead of starting a local Ray.")]
 
 # `vitnas train` defaults to a fixed epoch budget (same seed, same numbers). A search defaults to a wall-clock
 # budget per trial: sampled architectures differ in cost by 10,000x, and equal time keeps the default search of the

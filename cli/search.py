@@ -74,14 +74,13 @@ def search(
     sampler: Annotated[str, typer.Option(help=f"Optuna sampler: {'|'.join(SAMPLER_NAMES)}.")] = "tpe",
     epochs: options.EpochsOption = None,
     time: options.TimeOption = None,
-    workers: Annotated[int, typer.Option(min=1, help="Trials running at once.")] = 2,
-    cpus_per_trial: Annotated[float, typer.Option(min=0.01, help="CPU threads per trial (Ray resource).")] = 1,
-    gpus_per_trial: Annotated[float, typer.Option(min=0, help="GPUs per trial; 0.25 packs four trials on a GPU.")] = 0,
+    workers: options.WorkersOption = 2,
+    cpus_per_trial: options.CpusPerTrialOption = 1,
+    gpus_per_trial: options.GpusPerTrialOption = 0,
     max_macs: Annotated[str | None, typer.Option(help="Reject configs above this many MACs before training "
                                                  "(e.g. 50M, 1.2G); they do not count as trials.")] = None,
     max_params: Annotated[str | None, typer.Option(help="Reject configs above this many parameters (e.g. 500K).")] = None,
-    address: Annotated[str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) "
-                                                "instead of starting a local Ray.")] = None,
+    address: options.AddressOption = None,
     storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: sqlite in the study folder; "
                                                 "e.g. postgresql://... to share a study between drivers).")] = None,
     study: Annotated[str | None, typer.Option(help="Study name (default: SPACE-DATASET-TIMESTAMP).")] = None,

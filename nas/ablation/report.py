@@ -30,12 +30,14 @@ def results(study: Study, profile: Profile, records: dict[tuple[str, int], RunRe
     adjusted = stats.holm([pair.p for pair in pairs])
     comparisons = [_comparison(study, c, pair, p_holm) for c, pair, p_holm in zip(study.expect, pairs, adjusted)]
     ran = [records[key] for key in records if key[0] in study.arms and key[1] in profile.seeds]
+    reference = next((r.metrics for r in ran if r.arm == study.reference and r.outcome is Outcome.OK), {})
     return json_safe({
         "study": study.name, "claim": study.claim, "source": study.source, "profile": profile.name,
         "published": {"data": study.published.data, "scale": study.published.scale,
                       "metric": study.published.metric, "note": study.published.note},
         "setting": {"data": profile.data, "train_images": profile.train_images, "budget": profile.budget.describe(),
-                    "seeds": list(profile.seeds), "robustness": profile.robustness, "train": profile.train},
+                    "seeds": list(profile.seeds), "robustness": profile.robustness, "train": profile.train,
+                    "reference_params": reference.get("params"), "reference_macs": reference.get("macs")},
         "confidence": stats.CONFIDENCE,
         "verdict": stats.study_verdict([c["verdict"] for c in comparisons]),
         "comparisons": comparisons, "arms": arms,
@@ -136,12 +138,14 @@ def failures_table(report: dict) -> Table:
 def _setting_lines(report: dict) -> list[str]:
     setting, published = report["setting"], report["published"]
     subset = f", a stratified subset of {setting['train_images']} training images" if setting["train_images"] else ""
+    scale = (f"; the reference arm has {setting['reference_params']:,} params, {setting['reference_macs']:,} MACs"
+             if setting["reference_params"] is not None and setting["reference_macs"] is not None else "")
     return [f"Claim: {report['claim']}",
             f"Source: {report['source']}",
             f"Paper's setting: {published['data']}; {published['scale']}"
             + (f"; {published['metric']}" if published["metric"] else ""),
-            f"Ours: {setting['data']}{subset}; {setting['budget']} per run; seeds {setting['seeds']} (paired across "
-            f"arms); robustness suite {setting['robustness']!r}; accuracy is test accuracy",
+            f"Ours: {setting['data']}{subset}{scale}; {setting['budget']} per run; seeds {setting['seeds']} (paired "
+            f"across arms); robustness suite {setting['robustness']!r}; accuracy is test accuracy",
             f"Runs: {report['counts']['ok']} ok, {report['counts']['failed']} failed, "
             f"{report['counts']['planned'] - report['counts']['finished']} not run, of {report['counts']['planned']}"]
 
