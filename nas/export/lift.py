@@ -67,6 +67,12 @@ def lift(roots: Iterable[object], allowed: frozenset[str], reserved: Iterable[st
     return Lifted(imports, tuple(d.source for d in lifter.order), tuple(d.name for d in lifter.order))
 
 
+def module_head(docstring: str, imports: Iterable[str]) -> str:
+    """The top of a generated file: its docstring (our own fixed text), the future import that keeps every lifted
+    annotation text, and the imports."""
+    return f'"""{docstring}"""\nfrom __future__ import annotations\n\n{import_block(imports)}\n'
+
+
 def import_block(lines: Iterable[str]) -> str:
     """Import lines as people write them: the standard library, then other packages; in each, `import x` lines,
     then `from x import a, b` with one line per module."""

@@ -8,12 +8,13 @@ and `build_model()`, the nested constructor call read back from the built model.
 from __future__ import annotations
 
 import pprint
+import textwrap
 from dataclasses import dataclass
 
 from torch import nn
 
 from vitnas.nas.export.construct import WIDTH, constructor_call
-from vitnas.nas.export.lift import import_block, lift
+from vitnas.nas.export.lift import lift, module_head
 from vitnas.nas.files import json_safe
 
 TORCH_ONLY = frozenset({"torch", "math"})
@@ -48,10 +49,7 @@ def render_model_file(model: nn.Sequential, facts: ModelFacts) -> str:
     call = constructor_call(network, indent=8)
     lifted = lift([type(normalize), *call.classes], TORCH_ONLY, reserved=MODEL_NAMES)
     return "\n".join([
-        f'"""{_docstring(facts)}"""',
-        "from __future__ import annotations",
-        "",
-        import_block([*lifted.imports, "from torch import nn"]),
+        module_head(_docstring(facts), [*lifted.imports, "from torch import nn"]),
         "",
         "# The architecture as vitnas describes it (config.yaml beside this file); build_model() spells it out.",
         f"CONFIG = {_literal(facts.config)}",
@@ -92,10 +90,11 @@ def _docstring(facts: ModelFacts) -> str:
         f"Source: {how} (SOURCE below names it).",
         f"Parameters: {facts.params:,}; MACs per image: {facts.macs:,} ({_si(facts.macs)}).",
     ]
-    quoted = [f"{name} {value:.4g}" for name, value in _scalars(facts.metrics).items()
-              if name in QUOTED_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)]
+    metrics = _scalars(facts.metrics)
+    quoted = [f"{name} {metrics[name]:.4g}" for name in QUOTED_METRICS
+              if isinstance(metrics.get(name), (int, float)) and not isinstance(metrics.get(name), bool)]
     if quoted:
-        lines.append("Measured: " + ", ".join(quoted) + " (all of them: METRICS below).")
+        lines += textwrap.wrap("Measured: " + ", ".join(quoted) + " (all of them: METRICS below).", WIDTH)
     return "\n".join(lines) + "\n"
 
 

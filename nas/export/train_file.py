@@ -10,7 +10,7 @@ import dataclasses
 import re
 
 from vitnas.nas.export import standalone
-from vitnas.nas.export.lift import import_block, lift
+from vitnas.nas.export.lift import lift, module_head
 from vitnas.nas.trainer import TrainSettings
 
 TRAIN_PACKAGES = frozenset({"torch", "PIL", "argparse", "dataclasses", "time", "pathlib", "collections", "contextlib",
@@ -30,10 +30,7 @@ def render_train_file(settings: TrainSettings) -> str:
     """The text of train.py for resolved `settings` (see resolved_recipe)."""
     lifted = lift([standalone.main], TRAIN_PACKAGES, reserved=TRAIN_NAMES)
     return "\n".join([
-        f'"""{_DOCSTRING}"""',
-        "from __future__ import annotations",
-        "",
-        import_block([*lifted.imports, "from dataclasses import dataclass"]),
+        module_head(_DOCSTRING, [*lifted.imports, "from dataclasses import dataclass"]),
         "",
         "from model import CONFIG, build_model  # model.py beside this file",
         "",
