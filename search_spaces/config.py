@@ -132,14 +132,7 @@ class ArchConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ArchConfig:
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as err:
-            raise UserError(f"config file {str(path)!r}: cannot read it ({err.strerror})") from None
-        except yaml.YAMLError as err:
-            raise UserError(f"config file {str(path)!r}: not valid YAML ({str(err).splitlines()[0]})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_yaml(Path(path), "config file"))
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -149,6 +142,20 @@ class ArchConfig:
         """The same architecture for another data set (validated again: the patch must still divide the image)."""
         changes = {"image_size": image_size, "in_chans": in_chans, "num_classes": num_classes}
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def read_yaml(path: Path, what: str, hint: str = "") -> Any:
+    """A YAML file (config, space, study) as plain data through yaml.safe_load; a file that cannot be read or parsed
+    is one UserError line naming it and, for a syntax error, the line and column (then `hint`, if any)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UserError(f"{what} {str(path)!r}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{what} {str(path)!r}: not valid YAML ({where}{problem}{hint})") from None
 
 
 def _stage_from_dict(index: int, data: Any) -> StageConfig:

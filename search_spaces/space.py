@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from vitnas.errors import UserError
 from vitnas.search_spaces.config import (BLOCKS, HEADS, MAX_STAGES, STEMS, ArchConfig, MixerConfig, StageConfig,
-                                         StemConfig, stage_grids)
+                                         StemConfig, read_yaml, stage_grids)
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS, ChoiceDim, RangeDim
 
 SPACE_DIR = Path(__file__).parent
@@ -219,11 +217,7 @@ def load_space(name_or_path: str | Path) -> Space:
     if not path.is_file():
         shipped = sorted(p.stem for p in SPACE_DIR.glob("*.yaml"))
         raise UserError(f"space: got {str(name_or_path)!r}; allowed: {', '.join(shipped)} or a path to a space file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"space file {str(path)!r}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return space_from_dict(data, source=str(path))
+    return space_from_dict(read_yaml(path, "space file"), source=str(path))
 
 
 def space_from_dict(data: Any, source: str = "space") -> Space:

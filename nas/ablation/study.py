@@ -16,13 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from vitnas.errors import UserError
 from vitnas.nas.ablation.claims import Comparison, MetricRef, parse_expectation, parse_metric, suite_parts
 from vitnas.nas.ablation.overrides import OverridePath, parse_path
 from vitnas.nas.robustness.suite import parse_suite
 from vitnas.nas.trainer import TrainSettings
+from vitnas.search_spaces.config import read_yaml
 
 SETTING_KEYS = ("data", "budget", "seeds", "robustness", "train", "set", "train_images")
 STUDY_KEYS = ("name", "claim", "source", "published", "base", "reference", "arms", "expect", "metrics",
@@ -140,12 +139,9 @@ def find_study(name_or_path: str) -> Path:
 
 def load_study(name_or_path: str) -> Study:
     path = find_study(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UserError(f"study file {str(path)!r}: cannot read it ({err.strerror})") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"study file {str(path)!r}: not valid YAML ({_yaml_problem(err)})") from None
+    # the usual syntax slip in a study: a path key inside { }, where [ opens a list and * an alias
+    data = read_yaml(path, "study file", "; quote keys such as 'stages[*].mixer' inside { }, or write them one per "
+                                         "line")
     base = data.get("base") if isinstance(data, dict) else None
     if isinstance(base, str) and base.endswith((".yaml", ".yml")):
         # a base config file is relative to the study file, so a study and its config travel together
@@ -154,14 +150,6 @@ def load_study(name_or_path: str) -> Study:
             raise _fail("base", base, f"no such config file (looked for {resolved})")
         data = {**data, "base": str(resolved)}
     return study_from_dict(data)
-
-
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    # the usual cause in a study: a path key inside { }, where [ opens a list and * an alias
-    return f"{where}{problem}; quote keys such as 'stages[*].mixer' inside {{ }}, or write them one per line"
 
 
 def study_from_dict(data: Any) -> Study:
