@@ -3,8 +3,8 @@ seed, and the data each seed sees.
 
 Seeds pair across arms: run (arm, s) trains with seed s, on the validation split and training subset drawn with
 seed s, so every arm of seed s sees the same images in the same order with the same augmentation, and its weights
-are initialised from the same random stream (the trainer seeds the model's randomness; `build` here seeds the
-initialisation). Differences between arms at one seed are paired.
+start from the same random stream (a trial seeds the weight initialisation and the trainer the data order,
+augmentation and dropout with the run's seed). Differences between arms at one seed are paired.
 """
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from typing import Any
 from vitnas.errors import UserError
 from vitnas.nas.ablation.overrides import apply_override
 from vitnas.nas.ablation.study import DATA_FIELDS, Profile, Study
+from vitnas.nas.data import Dataset, load_dataset
+from vitnas.nas.data.dataset import stratified_holdout
 from vitnas.nas.metrics import CHEAP
-
-RUN_DEVICE = "auto"
+from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.presets import load_preset
+from vitnas.search_spaces.space import load_space
 
 
 @dataclass(frozen=True)
@@ -30,19 +33,12 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        return run_key(self.arm, self.seed)
-
-
-def run_key(arm: str, seed: int) -> str:
-    return f"{arm}/seed-{seed}"
+        """The executor's name for the run, unique in a study."""
+        return f"{self.arm}/seed-{self.seed}"
 
 
 def base_dict(study: Study, image_size: int, in_chans: int, num_classes: int) -> dict[str, Any]:
     """The base architecture as plain data, with the data set's shape (not yet validated for it)."""
-    from vitnas.search_spaces.config import ArchConfig
-    from vitnas.search_spaces.presets import load_preset
-    from vitnas.search_spaces.space import load_space
-
     shape = {"image_size": image_size, "in_chans": in_chans, "num_classes": num_classes}
     if isinstance(study.base, dict):
         return {"name": study.name, **study.base, **shape}
@@ -56,8 +52,6 @@ def base_dict(study: Study, image_size: int, in_chans: int, num_classes: int) ->
 def arm_config(study: Study, profile: Profile, arm: str, shape: tuple[int, int, int]) -> dict[str, Any]:
     """The arm's architecture for data of `shape` (image_size, in_chans, num_classes), validated; a mistake names
     the arm (or the profile's `set`) and the field."""
-    from vitnas.search_spaces.config import ArchConfig
-
     config = copy.deepcopy(base_dict(study, *shape))  # overrides edit it in place; the study's base stays as read
     if isinstance(study.base, dict) and any(key in study.base for key in DATA_FIELDS):
         raise UserError("base: the data set decides image_size, in_chans and num_classes; leave them out")
@@ -99,10 +93,8 @@ def identity(study: Study, profile: Profile) -> dict[str, Any]:
             "profile": settings, "measurements": sorted(measurements(study))}
 
 
-def training_subset(data, count: int | None, seed: int):
+def training_subset(data: Dataset, count: int | None, seed: int) -> Dataset:
     """`count` training images chosen per class in proportion (stratified), by `seed`; all of them for None."""
-    from vitnas.nas.data.dataset import stratified_holdout
-
     total = len(data.y_train)
     if count is None or count >= total:
         return data
@@ -110,10 +102,8 @@ def training_subset(data, count: int | None, seed: int):
     return dataclasses.replace(data, x_train=data.x_train[chosen], y_train=data.y_train[chosen])
 
 
-def seed_datasets(profile: Profile) -> dict[str, Any]:
+def seed_datasets(profile: Profile) -> dict[str, Dataset]:
     """One data set per seed (its validation split and training subset drawn with that seed), keyed `seed-S`."""
-    from vitnas.nas.data import load_dataset
-
     return {data_key(seed): training_subset(load_dataset(profile.data, seed=seed), profile.train_images, seed)
             for seed in profile.seeds}
 

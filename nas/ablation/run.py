@@ -11,6 +11,8 @@ from vitnas.nas.ablation.plan import RunSpec, data_key, measurements, plan_runs,
 from vitnas.nas.ablation.store import AblationStore, RunRecord
 from vitnas.nas.ablation.study import Profile, Study
 from vitnas.nas.executor import Resources, TrialRequest, TrialResult
+from vitnas.nas.trainer import TrainSettings
+from vitnas.nas.trial import TrialSettings
 
 ROBUSTNESS_IMAGES = 1000  # test images the robustness suite perturbs per run
 
@@ -62,10 +64,7 @@ class AblationProducer:
         self.listener.runs_interrupted([self.running.pop(key) for key in keys if key in self.running])
 
 
-def trial_settings(run: RunSpec, study: Study, profile: Profile):
-    from vitnas.nas.trainer import TrainSettings
-    from vitnas.nas.trial import TrialSettings
-
+def trial_settings(run: RunSpec, study: Study, profile: Profile) -> TrialSettings:
     # test split for the suite too: an ablation selects nothing, so test is the honest estimate of every metric
     return TrialSettings(train=TrainSettings(**run.train), measurements=measurements(study),
                          robustness=profile.robustness, robustness_split="test",

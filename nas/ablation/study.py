@@ -22,6 +22,7 @@ from vitnas.nas.ablation.overrides import OverridePath, parse_path
 from vitnas.nas.robustness.suite import parse_suite
 from vitnas.nas.trainer import TrainSettings
 from vitnas.search_spaces.config import read_yaml
+from vitnas.search_spaces.presets import preset_names
 
 SETTING_KEYS = ("data", "budget", "seeds", "robustness", "train", "set", "train_images")
 STUDY_KEYS = ("name", "claim", "source", "published", "base", "reference", "arms", "expect", "metrics",
@@ -206,11 +207,8 @@ def _base(value: Any) -> str | dict:
                                           or value.endswith((".yaml", ".yml"))):
         raise _fail("base", value, "allowed: default (the space's default for the data set), preset:NAME, a config "
                     "file (.yaml, relative to the study file) or an inline config mapping")
-    if value.startswith("preset:"):
-        from vitnas.search_spaces.presets import preset_names
-
-        if value[len("preset:"):] not in preset_names():
-            raise _fail("base", value, f"allowed presets: {', '.join(preset_names())}")
+    if value.startswith("preset:") and value[len("preset:"):] not in preset_names():
+        raise _fail("base", value, f"allowed presets: {', '.join(preset_names())}")
     return value
 
 
