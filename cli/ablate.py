@@ -1,6 +1,4 @@
 """`vitnas ablate`: run an ablation study (arms x seeds on Ray), list the shipped studies, report a finished one."""
-import contextlib
-import io
 from pathlib import Path
 from typing import Annotated
 
@@ -135,11 +133,7 @@ def run(
                   f"{sum(key in finished for key in ((r.arm, r.seed) for r in runs))} finished before")
     view = LiveGrid(list(loaded.arms), chosen.seeds, loaded.metrics[0], console)
     view.mark_finished(finished)
-    # Ray Tune prints "Trial ... completed" on stdout whatever its verbosity: that would break --json and scroll
-    # through the live grid, which says the same. Nothing else prints there while runs go (the grid is on stderr).
-    # Inside the live view, which would otherwise show stdout above the grid; a buffer that stays open, because
-    # Ray's exit handlers may still hold it.
-    with view.live, contextlib.redirect_stdout(io.StringIO()):
+    with view.live:
         run_ablation(loaded, chosen, store, datasets, runs, resources, view)
     finished = store.finished()
     report = results(loaded, chosen, finished)
