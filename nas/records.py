@@ -34,6 +34,8 @@ class TrialRecord:
     error: str | None = None
     seed: int | None = None
     outcome: str | None = None  # a vitnas.nas.outcome.Outcome value: how the run ended; None while running
+    started_at: float | None = None  # POSIX seconds, as the storage timed the trial (reports plot progress over time)
+    finished_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.state not in TRIAL_STATES:
@@ -50,9 +52,10 @@ class StudySummary:
     storage: str = ""
 
 
-def trial_record(number: int, state: str, values: dict[str, float], attrs: dict) -> TrialRecord:
+def trial_record(number: int, state: str, values: dict[str, float], attrs: dict,
+                 started_at: float | None = None, finished_at: float | None = None) -> TrialRecord:
     """A trial as the study store keeps it in the storage's user attributes (one mapping for every reader)."""
     return TrialRecord(number=number, state=state, values=values if state == "COMPLETE" else {},
                        config=attrs.get("config", {}), metrics=attrs.get("metrics", {}),
                        duration_s=attrs.get("duration_s"), error=attrs.get("error"), seed=attrs.get("seed"),
-                       outcome=attrs.get("outcome"))
+                       outcome=attrs.get("outcome"), started_at=started_at, finished_at=finished_at)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from vitnas.errors import UserError
 from vitnas.nas import pareto
 from vitnas.nas.records import StudySummary, TrialRecord
 from vitnas.nas.files import json_safe
@@ -21,7 +22,8 @@ def report_dict(summary: StudySummary) -> dict:
     """The report as plain JSON-ready data (non-finite floats become None so the output is strict JSON).
 
     pareto: numbers of the non-dominated COMPLETE trials over all objectives; hypervolume: 0.0 and reference_point
-    {} when nothing is complete; knee: trial number or None; counts.running includes WAITING trials.
+    {} when nothing is complete; knee: trial number or None; counts.running includes WAITING trials; started_at and
+    finished_at: POSIX seconds from the storage, or None.
     """
     names = [objective.name for objective in summary.objectives]
     directions = [objective.direction for objective in summary.objectives]
@@ -37,7 +39,7 @@ def report_dict(summary: StudySummary) -> dict:
         "trials": [json_safe({
             "number": trial.number, "state": trial.state, "values": trial.values, "config": trial.config,
             "metrics": trial.metrics, "duration_s": trial.duration_s, "error": trial.error,
-            "outcome": trial.outcome,
+            "outcome": trial.outcome, "started_at": trial.started_at, "finished_at": trial.finished_at,
         }) for trial in trials],
         "pareto": [trial.number for trial in front],
         "hypervolume": pareto.hypervolume(points, reference, directions) if ranked else 0.0,
@@ -107,23 +109,22 @@ def write_csv(summary: StudySummary, path: str | Path) -> None:
         writer.writerows(rows)
 
 
-def write_html(summary: StudySummary, path: str | Path) -> list[Path]:
-    """Write the self-contained HTML report and its plots as PNG files beside it; returns the PNG paths."""
-    # matplotlib takes about a second to import, and only the HTML report needs it.
-    from vitnas.nas.report_html import render_page
-    from vitnas.nas.report_plots import plot_report
+def write_html(summary: StudySummary, path: str | Path, study_dir: Path | None = None,
+               interactive: bool | None = None) -> list[Path]:
+    """Write the self-contained HTML report and its charts as PNG files beside it; returns the PNG paths.
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report = report_dict(summary)
-    plots = plot_report(report)
-    png_paths = []
-    for plot in plots:
-        png_path = path.with_name(f"{path.stem}-{plot.slug}.png")
-        png_path.write_bytes(plot.png)
-        png_paths.append(png_path)
-    path.write_text(render_page(report, plots), encoding="utf-8")
-    return png_paths
+    interactive: plotly charts (None: when the `report` extra is installed); False: the static page of PNGs.
+    study_dir: the folder the export commands on the page name (default runs/STUDY).
+    """
+    # matplotlib, Optuna and plotly take seconds to import, and only the HTML report needs them.
+    from vitnas.nas.report_html import study_page
+    from vitnas.nas.report_page import plotly_installed, write_page
+
+    if interactive and not plotly_installed():
+        raise UserError("the interactive report needs plotly: pip install 'vitnas[report]', or pass --static")
+    page, sections = study_page(report_dict(summary), study_dir,
+                                plotly_installed() if interactive is None else interactive)
+    return write_page(Path(path), page, sections)
 
 
 def _is_rankable(trial: TrialRecord, names: list[str]) -> bool:

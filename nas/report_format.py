@@ -13,6 +13,14 @@ def format_number(value) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def si_number(value: float) -> str:
+    """A tick label in SI prefixes (31.4k, 2M), the way plotly labels its own log axes."""
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{prefix}"
+    return f"{value:.3g}"
+
+
 def describe_objective(objective: dict) -> str:
     """`accuracy (maximize): validation accuracy, 0..1`; a name the registry does not know keeps name and direction."""
     text = f"{objective['name']} ({objective['direction']})"
@@ -36,16 +44,16 @@ def _architecture_summary(config: dict) -> str:
         str(config.get(k)) for k in ("block", "norm", "act", "head") if config.get(k) is not None)
 
 
-def config_summary(config: dict) -> str:
+def config_summary(config: dict, limit: int | None = CONFIG_SUMMARY_CHARS) -> str:
     """One line describing a config: architecture configs by their shape, others as key=value pairs (name first),
-    cut to CONFIG_SUMMARY_CHARS characters."""
+    cut to `limit` characters (None: whole, as a hover label shows it)."""
     try:
         line = _architecture_summary(config)
     except (KeyError, TypeError, AttributeError):
         items = flatten(config)
         ordered = ([f"name={items.pop('name')}"] if "name" in items else []) + [f"{k}={v}" for k, v in items.items()]
         line = ", ".join(ordered)
-    return line if len(line) <= CONFIG_SUMMARY_CHARS else line[:CONFIG_SUMMARY_CHARS - 3] + "..."
+    return line if limit is None or len(line) <= limit else line[:limit - 3] + "..."
 
 
 def flatten(nested: dict, prefix: str = "") -> dict:

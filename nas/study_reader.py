@@ -2,12 +2,13 @@
 
 Why not Optuna: loading a study through it imports Optuna and SQLAlchemy (about a second) and, on a file that is not
 an Optuna database, creates Optuna's tables in it. A report only reads, so it reads the few tables it needs directly
-(Optuna's RDB schema: studies, trials, trial_values, trial_user_attributes). A storage that is not SQLite (a shared
-PostgreSQL study) is read through the search's own store, which does import Optuna.
+(Optuna's RDB schema: studies, trials with their start and end times, trial_values, trial_user_attributes). A storage
+that is not SQLite (a shared PostgreSQL study) is read through the search's own store, which does import Optuna.
 """
 import json
 import math
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -69,8 +70,8 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
             row = connection.execute("SELECT study_id FROM studies WHERE study_name = ?", (name,)).fetchone()
             if row is None:
                 raise UserError(f"{database} holds no vitnas study named {name!r}: give the folder the search wrote")
-            trials = connection.execute("SELECT trial_id, number, state FROM trials WHERE study_id = ? "
-                                        "ORDER BY number", row).fetchall()
+            trials = connection.execute("SELECT trial_id, number, state, datetime_start, datetime_complete "
+                                        "FROM trials WHERE study_id = ? ORDER BY number", row).fetchall()
             values = connection.execute("SELECT v.trial_id, v.objective, v.value, v.value_type FROM trial_values v "
                                         "JOIN trials t USING (trial_id) WHERE t.study_id = ?", row).fetchall()
             attrs = connection.execute("SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
@@ -85,8 +86,14 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
         if index < len(objectives):
             objective_values.setdefault(trial_id, {})[objectives[index].name] = _INFINITE.get(value_type, value)
     records = []
-    for trial_id, number, state in trials:
+    for trial_id, number, state, started, finished in trials:
         user = by_trial.get(trial_id, {})
         if user.get("outcome") != Outcome.REJECTED.value:  # rejected proposals never ran
-            records.append(trial_record(number, state, objective_values.get(trial_id, {}), user))
+            records.append(trial_record(number, state, objective_values.get(trial_id, {}), user,
+                                        _timestamp(started), _timestamp(finished)))
     return records
+
+
+def _timestamp(text: str | None) -> float | None:
+    """Optuna's naive local datetime text as POSIX seconds, read the way Optuna's own FrozenTrial reads it."""
+    return None if text is None else datetime.fromisoformat(text).timestamp()

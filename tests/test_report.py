@@ -1,12 +1,15 @@
 """Reports on hand-made studies: the JSON contract, Pareto correctness, CSV, HTML (escaping, PNGs) and edge cases."""
 import csv
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 from rich.console import Console
 
+from vitnas.errors import UserError
 from vitnas.nas.records import Objective, StudySummary, TrialRecord
 from vitnas.nas.report import print_report, report_dict, write_csv, write_html
 
@@ -51,8 +54,8 @@ def test_json_contract_shape():
     assert report["objectives"] == [{"name": "accuracy", "direction": "maximize"},
                                     {"name": "macs", "direction": "minimize"}]
     assert [t["number"] for t in report["trials"]] == list(range(9))
-    assert all(set(t) == {"number", "state", "values", "config", "metrics", "duration_s", "error", "outcome"}
-               for t in report["trials"])
+    assert all(set(t) == {"number", "state", "values", "config", "metrics", "duration_s", "error", "outcome",
+                          "started_at", "finished_at"} for t in report["trials"])
     assert report["trials"][0]["metrics"]["cost"] == {"macs": 200.0, "params": 0}
     assert report["counts"] == {"complete": 5, "failed": 1, "pruned": 1, "running": 2}
     assert set(report["reference_point"]) == {"accuracy", "macs"}
@@ -133,15 +136,21 @@ def test_objectives_are_described_from_the_metric_registry(tmp_path):
     assert "macs (min, MACs)" in render(summary)
 
 
-def test_html_escapes_user_strings_and_needs_no_network(tmp_path):
+@pytest.mark.parametrize("interactive", [False, True])
+def test_html_escapes_user_strings_and_needs_no_network(tmp_path, interactive):
     summary = StudySummary(MALICIOUS, ACC_MACS, [complete(0, 0.9, 200.0, name=MALICIOUS, mixer={"kind": MALICIOUS}),
                                                  complete(1, 0.8, 100.0), failed(2, MALICIOUS)])
     path = tmp_path / "report.html"
-    write_html(summary, path)
+    write_html(summary, path, interactive=interactive)
     page = path.read_text()
-    assert "<script" not in page.lower()
+    assert MALICIOUS not in page and "<script>alert" not in page  # only escaped forms
     assert "&lt;script&gt;" in page
-    assert "http://" not in page and "https://" not in page  # everything inline
+    assert ("<script" in page) == interactive  # the static page has no script at all
+    # everything inline: nothing in the page loads anything (the library in <head> mentions URLs in its code, and the
+    # browser test checks that it fetches none)
+    body = page.split("<body>", 1)[1]
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", body, re.IGNORECASE)
+    assert "<link" not in page.lower() and "@import" not in page
 
 
 def test_terminal_table_shows_config_text_verbatim_not_as_rich_markup():
@@ -156,14 +165,59 @@ def test_html_has_a_pair_plot_per_objective_pair_and_parallel_coordinates_saved_
                           {}) for n, (a, m, r, lat) in enumerate([(0.9, 3, 0.5, 2.0), (0.8, 1, 0.6, 1.0),
                                                                   (0.7, 2, 0.4, 3.0)])]
     path = tmp_path / "report.html"
-    pngs = write_html(StudySummary("four", objectives, trials), path)
-    assert len(pngs) == 6 + 1
+    pngs = write_html(StudySummary("four", objectives, trials), path, interactive=False)
+    pairs = {f"report-pareto-{i}-{a}-vs-{j}-{b}.png" for (i, a), (j, b) in
+             [((1, "accuracy"), (2, "macs")), ((1, "accuracy"), (3, "robust_ness")), ((1, "accuracy"), (4, "latency_ms")),
+              ((2, "macs"), (3, "robust_ness")), ((2, "macs"), (4, "latency_ms")),
+              ((3, "robust_ness"), (4, "latency_ms"))]}
+    # no importance: the configs are not architectures, nothing about them varies
+    assert {png.name for png in pngs} == pairs | {"report-parallel.png", "report-hypervolume.png"}
     assert all(png.parent == tmp_path and png.read_bytes().startswith(PNG_SIGNATURE) for png in pngs)
-    assert path.read_text().count('src="data:image/png;base64,') == 7
+    assert path.read_text().count('src="data:image/png;base64,') == len(pngs)
+
+
+def test_interactive_page_holds_one_plotly_figure_per_chart_and_each_trials_details(tmp_path):
+    summary = mixed_study()
+    path = tmp_path / "report.html"
+    pngs = write_html(summary, path, study_dir=tmp_path / "my study", interactive=True)
+    page = path.read_text()
+    body = page.split("<body>", 1)[1]
+    assert body.count("Plotly.newPlot(") == len(pngs) and 'src="data:image/png' not in body
+    details = json.loads(re.search(r'<script type="application/json" id="vitnas-trials">(.*?)</script>', page,
+                                   re.DOTALL).group(1))
+    assert set(details) == {str(n) for n in range(9)}
+    assert details["1"]["export"] == f"vitnas export '{tmp_path / 'my study'}' --trial 1 --out exported/trial-1"
+    assert details["5"]["export"].startswith("not exported: the trial is fail (loss became NaN)")
+    assert details["0"]["config"] == {"name": "t0"} and details["0"]["metrics"]["cost"]["macs"] == 200.0
+
+
+def test_hypervolume_progress_steps_through_trials_in_the_order_they_finished():
+    from vitnas.nas.report_progress import hypervolume_progress
+
+    def timed(trial, started, finished):
+        return dataclasses.replace(trial, started_at=started, finished_at=finished)
+
+    summary = study(timed(complete(0, 0.5, 100.0), 0.0, 50.0), timed(failed(1), 10.0, 20.0),
+                    timed(complete(2, 0.8, 300.0), 5.0, 30.0))
+    steps = hypervolume_progress(report_dict(summary))
+    # reference: accuracy 0.5 - 0.03 = 0.47, MACs 300 + 20 = 320
+    assert [(s.trial, s.finished, s.elapsed_s) for s in steps] == [(1, 1, 20.0), (2, 2, 30.0), (0, 3, 50.0)]
+    assert [s.hypervolume for s in steps] == pytest.approx([0.0, 0.33 * 20, 0.33 * 20 + 0.03 * 200])
+    untimed = hypervolume_progress(report_dict(study(complete(3, 0.5, 1.0), complete(2, 0.6, 2.0))))
+    assert [(s.trial, s.elapsed_s) for s in untimed] == [(2, None), (3, None)]
+
+
+def test_a_missing_plotly_is_a_one_line_error_when_the_interactive_page_is_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr("vitnas.nas.report_page.plotly_installed", lambda: False)
+    with pytest.raises(UserError, match="pip install 'vitnas\\[report\\]'"):
+        write_html(mixed_study(), tmp_path / "r.html", interactive=True)
+    write_html(mixed_study(), tmp_path / "r.html")  # asked for nothing: the static page
+    assert "<script" not in (tmp_path / "r.html").read_text()
 
 
 def test_report_modules_import_no_optuna_ray_or_torch():
-    code = ("import sys, vitnas.nas.pareto, vitnas.nas.report, vitnas.nas.report_html, vitnas.nas.report_plots; "
-            "print(sorted(m for m in ('optuna', 'ray', 'torch') if m in sys.modules))")
+    code = ("import sys, vitnas.nas.pareto, vitnas.nas.report, vitnas.nas.report_html, vitnas.nas.report_plots, "
+            "vitnas.nas.report_charts, vitnas.nas.report_importance, vitnas.nas.report_diagram; "
+            "print(sorted(m for m in ('optuna', 'ray', 'torch', 'plotly') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

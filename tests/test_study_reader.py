@@ -56,6 +56,9 @@ def test_reader_agrees_with_optuna(study_dir):
     assert summary.trials[0].config == {"name": "a"} and summary.trials[0].seed == 3
     assert summary.trials[1].duration_s == 1.5 and summary.trials[2].error == "out of memory"
     assert summary.trials[2].outcome == "failed" and summary.trials[3].outcome is None
+    assert summary.trials[0].started_at == frozen[0].datetime_start.timestamp()
+    assert summary.trials[0].finished_at == frozen[0].datetime_complete.timestamp()
+    assert summary.trials[3].started_at is not None and summary.trials[3].finished_at is None  # still running
     assert [o.name for o in summary.objectives] == ["accuracy", "macs"]
 
 

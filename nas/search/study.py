@@ -219,7 +219,9 @@ class StudyStore:
         attrs = frozen.user_attrs
         state = _STATES.get(frozen.state, frozen.state.name)
         values = {o.name: v for o, v in zip(self.spec.objectives, frozen.values or ())}
-        return trial_record(frozen.number, state, values, attrs)
+        started, finished = (None if t is None else t.timestamp() for t in (frozen.datetime_start,
+                                                                              frozen.datetime_complete))
+        return trial_record(frozen.number, state, values, attrs, started, finished)
 
     def summary(self) -> StudySummary:
         """Every trial except cost-limit rejections (which never ran)."""
