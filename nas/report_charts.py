@@ -75,6 +75,7 @@ class ChoiceView:
     choices: list[str]
     values: list[dict[str, list[float]]]  # per objective: choice -> values
     trials: list[dict[str, list[int]]]  # per objective: choice -> trial numbers
+    logs: list[bool]  # per objective: drawn on a log scale
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def parallel_view(report: dict, importance: Importance | None, dimensions: int =
     for objective in report["objectives"]:
         values = [v[objective["name"]] for _, v in shown]
         log = log_axis(values)
-        axes.append(Axis(axis_label(objective) + (" (log10)" if log else ""),
+        axes.append(Axis(axis_label(objective) + (" (log scale)" if log else ""),
                          [math.log10(x) for x in values] if log else values,
                          "up" if objective["direction"] == "maximize" else "down", log=log))
     if importance is not None and shown:
@@ -207,8 +208,9 @@ def choice_views(report: dict, importance: Importance) -> list[ChoiceView]:
                                    if v == c] for c in choices})
             per_trials.append({c: [t["number"] for t, v in zip(trials, columns[dimension]) if v == c]
                                for c in choices})
+        logs = [log_axis([x for xs in values.values() for x in xs]) for values in per_values]
         views.append(ChoiceView(dimension, [axis_label(o) for o in report["objectives"]], choices, per_values,
-                                per_trials))
+                                per_trials, logs))
     return views
 
 

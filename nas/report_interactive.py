@@ -114,6 +114,7 @@ def choice_figure(view: ChoiceView) -> go.Figure:
                 line={"color": "#555", "width": 1}, fillcolor="rgba(0,0,0,0)", showlegend=False,
                 hovertemplate=f"trial %{{customdata[0]}}: {choice}<br>%{{y:.4g}}<extra></extra>"),
                 row=1, col=column)
+        figure.update_yaxes(type="log" if view.logs[column - 1] else "linear", row=1, col=column)
     figure.update_layout(**LAYOUT, height=380, title={"text": f"Objectives by {view.dimension}", "x": 0.02})
     figure.update_layout(margin={"t": 80})  # room for the title above the panels' own titles
     return figure

@@ -132,7 +132,7 @@ def choice_png(view: ChoiceView) -> bytes:
     """Each objective's values per choice of one dimension: box plots with every trial as a dot."""
     figure = Figure(figsize=(3.6 * len(view.objectives) + 0.6, 3.4), dpi=DPI)
     panels = figure.subplots(1, len(view.objectives), squeeze=False)[0]
-    for panel, label, values in zip(panels, view.objectives, view.values):
+    for panel, label, values, log in zip(panels, view.objectives, view.values, view.logs):
         data = [values[c] for c in view.choices]
         panel.boxplot(data, widths=0.5, showfliers=False)
         for position, points in enumerate(data, start=1):
@@ -140,6 +140,7 @@ def choice_png(view: ChoiceView) -> bytes:
             panel.scatter(position + np.asarray(jitter), points, s=12, color=COLOURS["front"], alpha=0.7, zorder=3)
         panel.set_xticks(range(1, len(view.choices) + 1), [_text(c) for c in view.choices], fontsize=8, rotation=20)
         panel.set_ylabel(_text(label), fontsize=8)
+        panel.set_yscale("log" if log else "linear")
         panel.grid(True, axis="y", alpha=0.3)
     figure.suptitle(_text(f"Objectives by {view.dimension}"), fontsize=10)
     return _png(figure)
@@ -158,10 +159,9 @@ def bars_png(view: BarsView) -> bytes:
                           capsize=4, linewidth=1)
         if bar.points:
             axes.scatter(np.full(len(bar.points), position) + np.linspace(-0.1, 0.1, len(bar.points)), bar.points,
-                         s=14, color="#222", zorder=3, label="seed" if position == 0 else None)
+                         s=14, color="#222", zorder=3)
         if bar.published is not None:
-            axes.scatter(position, bar.published, marker="D", s=40, color=COLOURS["front"], zorder=4,
-                         label="paper" if position == 0 else None)
+            axes.scatter(position, bar.published, marker="D", s=40, color=COLOURS["front"], zorder=4)
     axes.set_xticks(positions, [_text(b.label) for b in view.bars], fontsize=8)
     axes.set_ylabel(_text(view.y_label))
     axes.set_title(_text(view.title), fontsize=10)

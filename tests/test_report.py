@@ -221,3 +221,42 @@ def test_report_modules_import_no_optuna_ray_or_torch():
             "print(sorted(m for m in ('optuna', 'ray', 'torch', 'plotly') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_architecture_diagram_draws_stem_each_stage_and_head_escaping_names():
+    from vitnas.nas.report_diagram import MIXER_COLOURS, architecture_svg
+
+    config = {"stem": {"kind": "conv", "patch_size": 4}, "head": "gap", "norm": "layernorm",
+              "stages": [{"depth": 2, "width": 32, "mixer": {"kind": "pool", "kernel_size": 3}},
+                         {"depth": 4, "width": 256, "mixer": {"kind": "attention"}},
+                         {"depth": 1, "width": 64, "mixer": {"kind": MALICIOUS}}]}
+    svg = architecture_svg(config)
+    assert svg.startswith("<svg") and svg.count("<rect") == 1 + 3 + 1
+    assert MIXER_COLOURS["pool"] in svg and MIXER_COLOURS["attention"] in svg
+    heights = [float(h) for h in re.findall(r'<rect [^>]*height="([0-9.]+)"', svg)]
+    assert heights[1] < heights[3] < heights[2]  # box height grows with the width: 32 < 64 < 256
+    assert "conv p4" in svg and "256x4" in svg and "stage 1: pool mixer (kernel_size=3)" in svg
+    assert MALICIOUS not in svg and "&lt;script&gt;" in svg
+    assert architecture_svg({"name": "not an architecture"}) == ""
+
+
+def test_page_machinery_for_other_reports_bars_with_confidence_intervals(tmp_path):
+    """The ablation report's use: sections of tables and bar charts, written as one page with PNGs beside it."""
+    from vitnas.nas.report_charts import Bar, BarsView, bars_chart
+    from vitnas.nas.report_page import Section, html_page, table, write_page
+
+    view = BarsView("accuracy by arm", "test accuracy", [Bar("pool", 0.8, 0.75, 0.85, (0.77, 0.8, 0.83), 0.82),
+                                                         Bar(MALICIOUS, 0.7, 0.6, 0.8, (0.7,)),
+                                                         Bar("failed arm", None, None, None)], confidence=0.95)
+    chart = bars_chart(view, "accuracy", interactive=True)
+    bars, seeds, paper = chart.figure.data
+    assert list(bars.y) == [0.8, 0.7, None]
+    assert list(bars.error_y.array) == pytest.approx([0.05, 0.1, None]) and bars.error_y.arrayminus[0] == pytest.approx(0.05)
+    assert list(seeds.y) == [0.77, 0.8, 0.83, 0.7] and list(paper.x) == ["pool"] and list(paper.y) == [0.82]
+    sections = [Section("Arms", body=table(["arm", "mean"], [[MALICIOUS, "0.7"]], numeric=frozenset({1})),
+                        charts=(bars_chart(view, "accuracy", interactive=False),))]
+    pngs = write_page(tmp_path / "ablation.html", html_page("study <x>", sections, lead=["claim"]), sections)
+    page = (tmp_path / "ablation.html").read_text()
+    assert [p.name for p in pngs] == ["ablation-accuracy.png"] and pngs[0].read_bytes().startswith(PNG_SIGNATURE)
+    assert "<title>study &lt;x&gt;</title>" in page and MALICIOUS not in page and "<script" not in page
+    assert '<td class=num>0.7</td>' in page

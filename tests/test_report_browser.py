@@ -179,13 +179,15 @@ def study() -> StudySummary:
     return StudySummary("browser", objectives, trials)
 
 
-# The page position of one trial's point in a pair chart: plotly's own axis conversion (l2p) plus the plot's offset.
+# The page position of one trial's point in a pair chart: plotly's own axis conversions (data to linear, which is
+# log10 on a log axis, then linear to pixels) plus the plot's offset.
 POINT_POSITION = """(() => {
   const plot = document.querySelector('[data-chart^="pareto-"] .js-plotly-plot');
   const trace = plot._fullData.find(t => t.customdata && t.customdata.some(c => c[0] === %d));
   const index = trace.customdata.findIndex(c => c[0] === %d);
   const xa = plot._fullLayout.xaxis, ya = plot._fullLayout.yaxis, box = plot.getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(trace.x[index]), box.top + ya._offset + ya.l2p(trace.y[index])];
+  return [box.left + xa._offset + xa.l2p(xa.d2l(trace.x[index])),
+          box.top + ya._offset + ya.l2p(ya.d2l(trace.y[index]))];
 })()"""
 
 
