@@ -17,7 +17,7 @@ def report(
     html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report (PNG plots beside it): "
                                                    "interactive with the report extra (plotly), else static.")] = None,
     static: Annotated[bool, typer.Option("--static", help="With --html: PNG plots only, no scripts (a page of "
-                                                          "about 1 MB instead of about 5 MB).")] = False,
+                                                          "about 0.5 MB instead of about 5 MB).")] = False,
     csv: Annotated[Path | None, typer.Option(help="Write one CSV row per trial.")] = None,
 ) -> None:
     """Report a study: Pareto front (non-dominated completed trials), hypervolume, knee point, trial counts.

@@ -48,6 +48,7 @@ class PairView:
     y_log: bool
     series: list[Series]
     staircase: list[tuple[float, float]]  # this pair's own 2-D front, in x order
+    step: str  # "hv" or "vh": which way the staircase turns, so its corners lie in the region the front dominates
     knee: tuple[float, float] | None
 
 
@@ -160,7 +161,7 @@ def pair_views(report: dict) -> list[PairView]:
             slug=f"pareto-{i + 1}-{_slug(x_o['name'])}-vs-{j + 1}-{_slug(y_o['name'])}",
             title=f"{y_o['name']} vs {x_o['name']}", x_label=axis_label(x_o), y_label=axis_label(y_o),
             x_log=log_axis(xs), y_log=log_axis(ys), series=series, staircase=staircase if complete else [],
-            knee=knee))
+            step="hv" if x_o["direction"] == "minimize" else "vh", knee=knee))
     return views
 
 
@@ -220,6 +221,7 @@ def _slug(name: str) -> str:
 
 
 # ---- charts: each view drawn as PNG and, when interactive, as a plotly figure ----------------------------------
+# (the drawing modules import the views above, and matplotlib and plotly are slow to import: both come in late)
 
 def front_charts(report: dict, importance: Importance | None, interactive: bool) -> list[Chart]:
     from vitnas.nas import report_plots as png
@@ -228,7 +230,8 @@ def front_charts(report: dict, importance: Importance | None, interactive: bool)
         return []
     charts = []
     for view in pair_views(report):
-        charts.append(Chart(view.title, view.slug, png.pair_png(view), _interactive(interactive, lambda draw: draw.pair_figure(view)),
+        figure = _interactive(interactive, lambda draw: draw.pair_figure(view))
+        charts.append(Chart(view.title, view.slug, png.pair_png(view), figure,
                             caption=f"{view.title}: every trial placeable on both axes; dashed: the front of this "
                                     "pair alone; ringed: the knee"))
     view = parallel_view(report, importance)
@@ -255,8 +258,9 @@ def importance_chart(report: dict, importance: Importance, interactive: bool) ->
     from vitnas.nas import report_plots as png
 
     objectives = [o["name"] for o in report["objectives"]]
-    return Chart("Importance of each dimension", "importance", png.importance_png(importance, objectives, TOP_DIMENSIONS),
-                 _interactive(interactive, lambda draw: draw.importance_figure(importance, objectives, TOP_DIMENSIONS)),
+    figure = _interactive(interactive, lambda draw: draw.importance_figure(importance, objectives, TOP_DIMENSIONS))
+    drawing = png.importance_png(importance, objectives, TOP_DIMENSIONS)
+    return Chart("Importance of each dimension", "importance", drawing, figure,
                  caption=f"Share of each objective explained by each dimension, over {importance.trials} complete "
                          f"trials ({min(TOP_DIMENSIONS, len(importance.dimensions))} most important shown)",
                  wide=True)

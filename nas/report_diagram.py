@@ -43,7 +43,8 @@ def architecture_svg(config: dict) -> str:
         kind = str(mixer.get("kind", "?"))
         width, depth = stage.get("width", 0), stage.get("depth", 0)
         settings = ", ".join(f"{k}={v}" for k, v in mixer.items() if k != "kind")
-        tooltip = f"stage {index}: {kind} mixer{' (' + settings + ')' if settings else ''}, width {width}, depth {depth}"
+        described = f"{kind} mixer ({settings})" if settings else f"{kind} mixer"
+        tooltip = f"stage {index}: {described}, width {width}, depth {depth}"
         x = _arrow(parts, x)
         x = _box(parts, x, 44 + 8 * min(_int(depth), 8), _stage_height(_int(width)), mixer_colour(kind),
                  SHORT_NAMES.get(kind, kind), f"{width}x{depth}", tooltip, light_text=True)

@@ -11,7 +11,8 @@ from html import escape
 from pathlib import Path
 
 from vitnas.nas.pareto import KNEE_RULE, REFERENCE_RULE
-from vitnas.nas.report_charts import choice_charts, front_charts, importance_chart, progress_chart
+from vitnas.nas.report_charts import (choice_charts, front_charts, importance_chart, placed_values,
+                                      progress_chart)
 from vitnas.nas.report_diagram import architecture_svg, legend_html
 from vitnas.nas.report_format import config_summary, describe_objective, format_number
 from vitnas.nas.report_importance import EVALUATORS, FANOVA_TREES, MIN_TRIALS, Importance, importance
@@ -76,7 +77,9 @@ SCRIPT = """
       keep = keep || new Set(order);
       order.forEach(function (number, i) {
         var value = dimension.values[i];
-        var inside = ranges.some(function (r) { return value >= Math.min(r[0], r[1]) && value <= Math.max(r[0], r[1]); });
+        var inside = ranges.some(function (r) {
+          return value >= Math.min(r[0], r[1]) && value <= Math.max(r[0], r[1]);
+        });
         if (!inside) { keep.delete(number); }
       });
     });
@@ -219,7 +222,9 @@ def _details(report: dict, study_dir: Path | None) -> dict:
     """What the trial panel shows for each trial: keyed by number."""
     details = {}
     for trial in report["trials"]:
-        values = "\n".join(f"{o['name']}: {format_number(trial['values'].get(o['name']))}"
+        measured = placed_values(report, trial)  # a pruned or failed trial's values when it stopped
+        when = "" if trial["state"] == "COMPLETE" else " (when it stopped)"
+        values = "\n".join(f"{o['name']}: {format_number(measured.get(o['name']))}{when}"
                            for o in report["objectives"])
         exportable = trial["state"] == "COMPLETE"
         details[str(trial["number"])] = {

@@ -24,7 +24,7 @@ def pair_figure(view: PairView) -> go.Figure:
                                "clickmode": "event", "dragmode": "zoom"})
     if len(view.staircase) > 1:
         xs, ys = zip(*view.staircase)
-        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"shape": "hv", "dash": "dash", "width": 1,
+        figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"shape": view.step, "dash": "dash", "width": 1,
                                                                      "color": COLOURS["front"]},
                                     name="front of this pair", hoverinfo="skip"))
     for series in view.series:

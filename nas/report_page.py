@@ -122,7 +122,8 @@ def _figure(chart: Chart) -> str:
         drawing = plotly.io.to_html(chart.figure, include_plotlyjs=False, full_html=False, div_id=f"chart-{chart.slug}",
                                     config=PLOTLY_CONFIG)
     caption = f"<figcaption>{escape(chart.caption or chart.title)}</figcaption>"
-    return f'<figure class="{"wide" if chart.wide else ""}" data-chart="{escape(chart.slug)}">{drawing}{caption}</figure>'
+    size = "wide" if chart.wide else ""
+    return f'<figure class="{size}" data-chart="{escape(chart.slug)}">{drawing}{caption}</figure>'
 
 
 def _plotly_js() -> str:

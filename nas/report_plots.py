@@ -33,7 +33,8 @@ def pair_png(view: PairView) -> bytes:
                 axes.annotate(str(number), (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7)
     if len(view.staircase) > 1:
         xs, ys = zip(*view.staircase)
-        axes.step(xs, ys, where="post", linestyle="--", color=COLOURS["front"], linewidth=0.9, alpha=0.7, zorder=1)
+        axes.step(xs, ys, where="post" if view.step == "hv" else "pre", linestyle="--", color=COLOURS["front"],
+                  linewidth=0.9, alpha=0.7, zorder=1)
     if view.knee is not None:
         axes.scatter(*view.knee, s=170, facecolors="none", edgecolors="black", linewidths=1.2, label="knee", zorder=9)
     axes.set_xscale("log" if view.x_log else "linear")

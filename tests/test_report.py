@@ -167,7 +167,8 @@ def test_html_has_a_pair_plot_per_objective_pair_and_parallel_coordinates_saved_
     path = tmp_path / "report.html"
     pngs = write_html(StudySummary("four", objectives, trials), path, interactive=False)
     pairs = {f"report-pareto-{i}-{a}-vs-{j}-{b}.png" for (i, a), (j, b) in
-             [((1, "accuracy"), (2, "macs")), ((1, "accuracy"), (3, "robust_ness")), ((1, "accuracy"), (4, "latency_ms")),
+             [((1, "accuracy"), (2, "macs")), ((1, "accuracy"), (3, "robust_ness")),
+              ((1, "accuracy"), (4, "latency_ms")),
               ((2, "macs"), (3, "robust_ness")), ((2, "macs"), (4, "latency_ms")),
               ((3, "robust_ness"), (4, "latency_ms"))]}
     # no importance: the configs are not architectures, nothing about them varies
@@ -251,7 +252,8 @@ def test_page_machinery_for_other_reports_bars_with_confidence_intervals(tmp_pat
     chart = bars_chart(view, "accuracy", interactive=True)
     bars, seeds, paper = chart.figure.data
     assert list(bars.y) == [0.8, 0.7, None]
-    assert list(bars.error_y.array) == pytest.approx([0.05, 0.1, None]) and bars.error_y.arrayminus[0] == pytest.approx(0.05)
+    assert list(bars.error_y.array) == pytest.approx([0.05, 0.1, None])
+    assert bars.error_y.arrayminus[0] == pytest.approx(0.05)
     assert list(seeds.y) == [0.77, 0.8, 0.83, 0.7] and list(paper.x) == ["pool"] and list(paper.y) == [0.82]
     sections = [Section("Arms", body=table(["arm", "mean"], [[MALICIOUS, "0.7"]], numeric=frozenset({1})),
                         charts=(bars_chart(view, "accuracy", interactive=False),))]
