@@ -6,6 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from vitnas.cli import options
+from vitnas.cli.live import showing
 
 
 class _StudyGroup(TyperGroup):
@@ -133,7 +134,7 @@ def run(
                   f"{sum(key in finished for key in ((r.arm, r.seed) for r in runs))} finished before")
     view = LiveGrid(list(loaded.arms), chosen.seeds, loaded.metrics[0], console)
     view.mark_finished(finished)
-    with view.live:
+    with showing(view.live):
         run_ablation(loaded, chosen, store, datasets, runs, resources, view)
     finished = store.finished()
     report = results(loaded, chosen, finished)

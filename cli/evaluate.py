@@ -27,11 +27,14 @@ def evaluate(
     """
     from vitnas.nas.checkpoint import load_checkpoint
     from vitnas.nas.data import load_dataset
+    from vitnas.nas.files import check_writable
     from vitnas.nas.metrics import parse_measurements
     from vitnas.nas.robustness import fourier_heatmap, save_heatmap_png
     from vitnas.nas.trainer import resolve_device
     from vitnas.nas.trial import check_fits, measure_model
 
+    if heatmap:
+        check_writable(heatmap, "--heatmap")  # before measuring, not after
     saved = load_checkpoint(checkpoint)
     seed = saved.info["seed"]
     data = load_dataset(dataset or saved.info["dataset"], seed=seed)  # same seed: the same validation split

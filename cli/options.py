@@ -1,11 +1,12 @@
 """Options shared by several commands, and the one place they become typed settings."""
+import re
 from typing import Annotated
 
 import typer
 
 from vitnas.nas.metrics import measure_help
 from vitnas.nas.robustness import parse_suite
-from vitnas.nas.trainer import TrainSettings
+from vitnas.nas.trainer import TrainSettings, resolve_device
 from vitnas.nas.trial import TrialSettings
 from vitnas.errors import UserError
 
@@ -20,7 +21,17 @@ TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, max=7 * 24 
 # Seeds reach torch, numpy and Python's random; numpy takes 0 .. 2**32 - 1.
 SeedOption = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for data split, initialisation, order "
                                          "and augmentation (0 to 4294967295).")]
-DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]{1,2})?")
+
+
+def _device_name(value: str) -> str:
+    """Checked when the option is read: a misspelt device would otherwise fail every trial of a search."""
+    if not _DEVICE.fullmatch(value):
+        raise typer.BadParameter(f"got {value[:40]!r}; use auto, cpu, cuda or cuda:N")
+    return value
+
+
+DeviceOption = Annotated[str, typer.Option(callback=_device_name, help="auto | cpu | cuda | cuda:N.")]
 RobustnessOption = Annotated[str, typer.Option(help="Robustness suite: default | full | none | an explicit "
                                                "list such as 'gaussian:0.04,0.08;fgsm:1;jpeg:3' (README).")]
 MeasureOption = Annotated[str, typer.Option("--measure", help=measure_help())]
@@ -28,8 +39,18 @@ MeasureOption = Annotated[str, typer.Option("--measure", help=measure_help())]
 WorkersOption = Annotated[int, typer.Option(min=1, help="Runs (trials) going at once.")]
 CpusPerTrialOption = Annotated[float, typer.Option(min=0.01, help="CPU threads per run (Ray resource).")]
 GpusPerTrialOption = Annotated[float, typer.Option(min=0, help="GPUs per run; 0.25 packs four runs on a GPU.")]
-AddressOption = Annotated[str | None, typer.Option(help="Join this Ray cluster (e.g. ray://head:10001 or auto) "
-                                                   "instead of starting a local Ray.")]
+
+
+def _ray_address(value: str | None) -> str | None:
+    """Checked when the option is read, so a bad or silent address never starts a study."""
+    from vitnas.nas.executor.address import check_address  # no Ray import: only the syntax and a TCP connection
+
+    return None if value is None else check_address(value.strip())
+
+
+AddressOption = Annotated[str | None, typer.Option(envvar="RAY_ADDRESS", callback=_ray_address, help="Join this Ray "
+                                                   "cluster (HOST:PORT, ray://HOST:10001 or auto; default "
+                                                   "$RAY_ADDRESS) instead of starting a local Ray.")]
 
 # `vitnas train` defaults to a fixed epoch budget (same seed, same numbers). A search defaults to a wall-clock
 # budget per trial: sampled architectures differ in cost by 10,000x, and equal time keeps the default search of the
@@ -43,11 +64,29 @@ def trial_settings(epochs: int | None, seconds: float | None, seed: int, device:
     if epochs is not None and seconds is not None:
         raise UserError("--epochs and --time are two budgets: give one of them")
     parse_suite(robustness)  # a bad suite fails now, not after training
+    if not search:  # this process trains: the device must be here (a search's runs get theirs from Ray)
+        check_device_here(device)
     if epochs is None and seconds is None:
         epochs, seconds = (None, SEARCH_SECONDS) if search else (TRAIN_EPOCHS, None)
     return TrialSettings(train=TrainSettings(epochs=epochs, seconds=seconds, seed=seed, device=device),
                          measurements=measurements, robustness=robustness,
                          robustness_split="val" if search else "test")
+
+
+def check_device_here(device: str) -> None:
+    """The device exists on this machine (cuda:N up to the GPUs it has), before any data is read."""
+    import torch
+
+    chosen = resolve_device(device)
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
+
+
+def check_search_device(device: str, gpus_per_trial: float) -> None:
+    """Ray hides the GPUs from a run that asked for none, so a CUDA device needs a GPU share per trial."""
+    if device.startswith("cuda") and gpus_per_trial == 0:
+        raise UserError(f"--device {device}: a trial sees a GPU only with --gpus-per-trial > 0 (1, or 0.25 to pack "
+                        "four on a GPU); or use --device auto")
 
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}

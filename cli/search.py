@@ -8,6 +8,7 @@ from rich.live import Live
 from rich.table import Table
 
 from vitnas.cli import options
+from vitnas.cli.live import showing
 from vitnas.nas.metrics import DEFAULT_OBJECTIVES, measurements_for, objectives_help, parse_measurements, parse_objectives
 from vitnas.nas.pareto import non_dominated
 from vitnas.nas.records import TrialRecord
@@ -116,6 +117,7 @@ def search(
     from vitnas.nas.search.weights import KeepWeights
 
     parsed_objectives = parse_objectives(objectives)
+    options.check_search_device(device, gpus_per_trial)
     if resume and study is None:
         raise UserError("--resume needs --study NAME (the study folder under --out to continue)")
     name = study or default_study_name(space, dataset)
@@ -133,7 +135,7 @@ def search(
     store = open_study(settings)
     console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials done)")
     view = LiveView(trials, parsed_objectives, console)
-    with view.live:
+    with showing(view.live):
         run_search(settings, store, view)
     print_report(store.summary(), Console())
     Console().print(f"report again with: vitnas report {store.directory}")

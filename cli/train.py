@@ -28,6 +28,14 @@ def _architecture(preset: str | None, config: Path | None, data):
     return arch.with_data(image_size=data.image_size, in_chans=data.in_chans, num_classes=data.num_classes)
 
 
+def _refuse_to_overwrite(out: Path, force: bool) -> None:
+    """A checkpoint (or a search trial's folder) already in --out is finished work: replaced only when asked."""
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []  # check_writable has refused a file
+    if held and not force:
+        raise UserError(f"--out {str(out)!r} is not empty (it holds {', '.join(held[:4])}): choose a new folder, "
+                        "or pass --force to replace what is there")
+
+
 def train(
     config: Annotated[Path | None, typer.Argument(metavar="[CONFIG.yaml]", help="Architecture config file.")] = None,
     preset: Annotated[str | None, typer.Option(help="A published architecture (see `vitnas presets`).")] = None,
@@ -39,6 +47,7 @@ def train(
     robustness: options.RobustnessOption = "default",
     measure: options.MeasureOption = "all",
     out: Annotated[Path | None, typer.Option(help="Checkpoint folder (default runs/train-NAME-TIMESTAMP).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the checkpoint already in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with every metric.")] = False,
 ) -> None:
     """Train one architecture and measure accuracy, cost, latency and robustness; save a checkpoint.
@@ -57,6 +66,7 @@ def train(
     """
     from vitnas.nas.checkpoint import save_checkpoint
     from vitnas.nas.data import load_dataset
+    from vitnas.nas.files import check_writable, folder_name
     from vitnas.nas.metrics import parse_measurements
     from vitnas.nas.outcome import Outcome
     from vitnas.nas.trial import run_trial
@@ -65,6 +75,10 @@ def train(
                                       measurements=parse_measurements(measure))
     data = load_dataset(dataset, seed=seed)
     arch = _architecture(preset, config, data)
+    # a config's name is anyone's text (`../../tmp/x`): only a plain folder name of it becomes part of a path
+    directory = out or Path("runs") / f"train-{folder_name(arch.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_writable(directory, "--out", folder=True)
+    _refuse_to_overwrite(directory, force)
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                   TimeElapsedColumn(), console=console, transient=as_json) as bar:
@@ -75,7 +89,6 @@ def train(
         bar.update(task, completed=1.0)
     if outcome.status is not Outcome.OK:
         raise UserError(f"training failed: {outcome.error}; lower the learning rate or change the architecture")
-    directory = out or Path("runs") / f"train-{arch.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     save_checkpoint(directory, arch, outcome.model,
                     {"dataset": dataset, "seed": seed, "metrics": outcome.metrics, "history": outcome.history})
     if not as_json:

@@ -71,6 +71,11 @@ def load_model(directory: Path) -> tuple[ArchConfig, nn.Module]:
     except (RuntimeError, TypeError) as err:
         raise UserError(f"{directory / 'model.pt'} does not match {directory / 'config.yaml'} "
                         f"({_first_reason(err)}): keep the two files together") from None
+    broken = [name for name, tensor in model.state_dict().items()
+              if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:  # every output would be NaN: measurements of such a model mean nothing
+        raise UserError(f"{directory / 'model.pt'} holds NaN or infinite weights ({len(broken)} tensors, first "
+                        f"{broken[0]}): the training diverged; retrain with a lower learning rate")
     return arch, model.eval()
 
 

@@ -5,13 +5,27 @@ Each raises `UserError` with `FIELD: got VALUE; ALLOWED`, so every message names
 from __future__ import annotations
 
 import math
+import reprlib
 from typing import Any, Mapping
 
 from vitnas.errors import UserError
 
+# A value in a message is an excerpt: a file may hold a megabyte string or a thousand stages, and the line stays one
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxstring = _EXCERPT.maxother = 60
+_EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxdict = _EXCERPT.maxset = 6
+_EXCERPT.maxlevel = 3
+MAX_EXCERPT = 120
+
+
+def excerpt(value: Any) -> str:
+    """repr(value), cut to at most MAX_EXCERPT characters (inner strings and lists cut first)."""
+    text = _EXCERPT.repr(value)
+    return text if len(text) <= MAX_EXCERPT else text[:MAX_EXCERPT - 3] + "..."
+
 
 def fail(field_name: str, value: Any, allowed: str) -> UserError:
-    return UserError(f"{field_name}: got {value!r}; {allowed}")
+    return UserError(f"{field_name}: got {excerpt(value)}; {allowed}")
 
 
 def check_choice(field_name: str, value: Any, choices: tuple) -> None:

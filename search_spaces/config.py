@@ -144,13 +144,47 @@ class ArchConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+MAX_YAML_NODES = 100_000  # a config has a few hundred values, a space or a study a few thousand
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, with a bound on the document's size once its aliases (`*name`) are expanded: nested
+    aliases let a few hundred bytes stand for gigabytes of data as soon as anything walks or prints it. Anchors
+    that repeat a stage or two (what yaml.safe_dump writes for a repeated object) stay allowed."""
+
+    def compose_document(self):
+        root = super().compose_document()
+        if _expanded_size(root, {}) > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(None, None, f"its aliases (*name) expand to more than "
+                                              f"{MAX_YAML_NODES:,} values; write the values out", root.start_mark)
+        return root
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` stands for with every alias expanded; each distinct node is counted once (`sizes`)."""
+    if id(node) not in sizes:
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
 def read_yaml(path: Path, what: str, hint: str = "") -> Any:
-    """A YAML file (config, space, study) as plain data through yaml.safe_load; a file that cannot be read or parsed
-    is one UserError line naming it and, for a syntax error, the line and column (then `hint`, if any)."""
+    """A YAML file (config, space, study) as plain data through yaml.safe_load's loader, its aliases bounded; a file
+    that cannot be read or parsed is one UserError line naming it and, for a syntax error, the line and column (then
+    `hint`, if any)."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except OSError as err:
         raise UserError(f"{what} {str(path)!r}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise UserError(f"{what} {str(path)!r}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset "
+                        f"{err.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise UserError(f"{what} {str(path)!r}: nested too deeply to read; no config needs more than a few "
+                        "levels") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -180,7 +214,8 @@ def _validate(cfg: ArchConfig) -> None:
     check_int("num_classes", cfg.num_classes, 1)
     _validate_stem(cfg)
     if not isinstance(cfg.stages, tuple) or not 1 <= len(cfg.stages) <= MAX_STAGES:
-        raise fail("stages", cfg.stages, f"allowed: 1 to {MAX_STAGES} stages")
+        count = len(cfg.stages) if isinstance(cfg.stages, tuple) else cfg.stages  # the count, not every stage
+        raise fail("stages", count, f"allowed: 1 to {MAX_STAGES} stages")
     check_choice("block", cfg.block, BLOCKS)
     NORMS.require("norm", cfg.norm)
     check_float("norm_eps", cfg.norm_eps, 0.0, 1.0, open_low=True)

@@ -7,6 +7,7 @@ carries the remaining list, e.g. `s0.head_dim[16,32]`, so equal names always mea
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vitnas.errors import UserError
+from vitnas.search_spaces.checks import excerpt
 from vitnas.search_spaces.config import (BLOCKS, HEADS, MAX_STAGES, STEMS, ArchConfig, MixerConfig, StageConfig,
                                          StemConfig, read_yaml, stage_grids)
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS, ChoiceDim, RangeDim
@@ -233,9 +235,16 @@ def space_from_dict(data: Any, source: str = "space") -> Space:
                for k, d in known.items() if isinstance(d, ChoiceDim)}
     ranges = {k: _read_range(f"{source}: dimensions.{k}", given[k]) if k in given
               else FloatRange(d.default, d.default) for k, d in known.items() if isinstance(d, RangeDim)}
+    for name, values in _listed_numbers(choices, ranges):
+        for value in values:
+            problem = _config_problem(name, value, choices)
+            if problem is not None:
+                raise UserError(f"{source}: dimensions.{name}: {excerpt(value)} is outside what a config allows "
+                                f"({problem}); narrow the list or range")
     max_tokens = data.get("max_tokens", {})
     if not isinstance(max_tokens, dict) or any(k not in MIXERS or not isinstance(v, int) for k, v in max_tokens.items()):
-        raise UserError(f"{source}: max_tokens: got {max_tokens!r}; allowed: a mapping from a mixer kind to an integer")
+        raise UserError(f"{source}: max_tokens: got {excerpt(max_tokens)}; allowed: a mapping from a mixer kind to "
+                        "an integer")
     default = data.get("default", {})
     if not isinstance(default, dict) or "stages" not in default:
         raise UserError(f"{source}: default: expected a config mapping with `stages` (everything but image_size, "
@@ -245,11 +254,11 @@ def space_from_dict(data: Any, source: str = "space") -> Space:
 
 def _read_choices(where: str, dim: ChoiceDim, value: Any) -> tuple:
     if not isinstance(value, list) or not value:
-        raise UserError(f"{where}: got {value!r}; allowed: a non-empty list of choices")
+        raise UserError(f"{where}: got {excerpt(value)}; allowed: a non-empty list of choices")
     for choice in value:
         allowed = dim.problem(choice)
         if allowed is not None:
-            raise UserError(f"{where}: got {choice!r}; allowed: {allowed}")
+            raise UserError(f"{where}: got {excerpt(choice)}; allowed: {allowed}")
     return tuple(dim.read(choice) for choice in value)
 
 
@@ -257,6 +266,62 @@ def _read_range(where: str, value: Any) -> FloatRange:
     ok = isinstance(value, dict) and set(value) <= {"low", "high", "log"} and {"low", "high"} <= set(value)
     ok = ok and all(isinstance(value[b], (int, float)) for b in ("low", "high")) and value["low"] <= value["high"]
     if not ok or (value.get("log") and value["low"] <= 0):
-        raise UserError(f"{where}: got {value!r}; allowed: {{low: L, high: H, log: false}} with L <= H "
+        raise UserError(f"{where}: got {excerpt(value)}; allowed: {{low: L, high: H, log: false}} with L <= H "
                         "(L > 0 when log)")
     return FloatRange(float(value["low"]), float(value["high"]), bool(value.get("log", False)))
+
+
+# Where a numeric dimension lands in a suggested config (Space.suggest), with what else the field needs to be
+# checked (an MLP head is drawn for pooled heads only); mixer dimensions land in the mixer's settings. patch_size
+# is left out: suggest keeps only the patch sizes that divide the image.
+_MODEL_FIELDS = {"mlp_ratio": {}, "layer_scale": {}, "drop_path": {}, "head_mlp_ratio": {"head": "pooled"}}
+_STAGE_FIELDS = ("width", "depth", "res_scale")
+
+
+def _listed_numbers(choices: dict[str, tuple], ranges: dict[str, FloatRange]) -> list[tuple[str, tuple]]:
+    """Each numeric dimension with the values a search may draw from it: its choices, or both ends of its range."""
+    dims = dimensions()
+    listed = [(k, v) for k, v in choices.items() if not dims[k].vocabulary and k != "patch_size"]
+    return listed + [(k, (r.low, r.high)) for k, r in ranges.items()]
+
+
+def _config_problem(name: str, value: Any, choices: dict[str, tuple]) -> str | None:
+    """The config's own complaint about `value` in dimension `name`, or None when a config accepts it. Checked when
+    a space is read, so a value no config accepts (drop_path 0.95) stops `space show`, not a search at trial 11."""
+    if name not in (*_MODEL_FIELDS, *_STAGE_FIELDS):
+        return _mixer_problem(name, value, choices)
+    probe = ArchConfig(name="probe", image_size=16, in_chans=1, num_classes=2, stem=StemConfig("patch", 4),
+                       stages=(StageConfig(1, 8, MixerConfig("identity")),))
+    try:
+        if name in _MODEL_FIELDS:
+            dataclasses.replace(probe, **_MODEL_FIELDS[name], **{name: value})
+        else:
+            dataclasses.replace(probe, stages=(dataclasses.replace(probe.stages[0], **{name: value}),))
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def _mixer_problem(name: str, value: Any, choices: dict[str, tuple]) -> str | None:
+    """A mixer dimension's value checked by each listed mixer kind that draws it. Its rules may depend on the
+    stage's width and grid (head_dim must divide the width), which the dimension's `fits` mirrors: the value is
+    tried in stages it fits, and only a complaint naming its own setting counts (another setting's default may not
+    fit that stage)."""
+    own = [value] if isinstance(value, int) and not isinstance(value, bool) and value > 0 else []
+    stages = [(width, grid) for width in (*choices["width"], *own) for grid in (*own, 8, *range(1, 65))]
+    for kind_name in choices["mixer"]:
+        kind = MIXERS[kind_name]
+        dim = next((d for d in kind.dimensions if d.name == name), None)
+        if dim is None:
+            continue
+        settings = {**kind.settings, **{d.key: d.default for d in kind.dimensions}, dim.key: value}
+        for width, grid in stages:
+            if isinstance(dim, ChoiceDim) and dim.fits is not None and not dim.fits(value, width, grid):
+                continue
+            try:
+                kind.validate(settings, width, grid, "mixer")
+                break
+            except UserError as err:
+                if str(err).startswith(f"mixer.{dim.key}:"):
+                    return str(err)
+    return None

@@ -101,5 +101,5 @@ def save_heatmap_png(heatmap: np.ndarray, path: str | Path, *, title: str = "Fou
     figure.colorbar(shown, ax=axes, label="error rate")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100, bbox_inches="tight")
+    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")  # the format named: `foo` stays `foo`, not foo.png
     return path

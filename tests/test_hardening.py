@@ -1,0 +1,285 @@
+"""The hardening issue's promises: bad input is one line and exit 2 before anything trains or a study is made;
+finished work is never replaced unasked; names never become paths unchecked; nothing hangs."""
+import io
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+from typer.testing import CliRunner
+
+from vitnas.cli.app import app
+from vitnas.cli.live import showing
+from vitnas.errors import UserError
+from vitnas.nas.files import write_text_atomic
+from vitnas.search_spaces.registry import MIXERS
+from vitnas.search_spaces.space import SPACE_DIR, load_space, space_from_dict
+
+DATA = "synthetic:n=64,size=8,chans=1,classes=2"
+FAST = ["--dataset", DATA, "--epochs", "1", "--robustness", "none", "--measure", ""]
+runner = CliRunner()
+
+
+def _one_line_error(result, *fragments: str) -> str:
+    """The promise for bad input: exit 2, one `error:` line on stderr naming the problem, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any training from here on fails the test: a refusal must come before it."""
+    import vitnas.nas.trial
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the input was refused")
+
+    monkeypatch.setattr(vitnas.nas.trial, "run_trial", refuse)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ckpt") / "m"
+    result = runner.invoke(app, ["train", *FAST, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _copy(checkpoint: Path, to: Path) -> Path:
+    to.mkdir()
+    for name in ("config.yaml", "metrics.json", "model.pt"):
+        (to / name).write_bytes((checkpoint / name).read_bytes())
+    return to
+
+
+# -- 1. finished work is not replaced unasked --------------------------------------------------------------------
+
+def test_train_refuses_a_non_empty_out_unless_forced(checkpoint, tmp_path):
+    out = _copy(checkpoint, tmp_path / "kept")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = runner.invoke(app, ["train", *FAST, "--seed", "1", "--out", str(out)])
+    _one_line_error(result, "--out", "not empty", "--force")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    forced = runner.invoke(app, ["train", *FAST, "--seed", "1", "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 1
+
+
+# -- 13. a config's name never becomes a path unsanitised ---------------------------------------------------------
+
+def test_a_config_name_with_dots_and_slashes_stays_under_runs(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    config = yaml.safe_load(load_space("metaformer").default_config(8, 1, 2).to_yaml())
+    config["name"] = "../../../escaped/x"
+    (work / "evil.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.chdir(work)
+    result = runner.invoke(app, ["train", "evil.yaml", *FAST, "--json"])
+    assert result.exit_code == 0, result.output
+    saved = (work / json.loads(result.stdout)["checkpoint"]).resolve()
+    assert saved.parent == (work / "runs").resolve() and (saved / "model.pt").is_file()
+    assert not (tmp_path / "escaped").exists()
+
+
+# -- 23. unwritable outputs are refused before training or measuring -----------------------------------------------
+
+@pytest.mark.parametrize("where", ["a_file", "a_file/sub", "/proc/vitnas-out", "x" * 300])
+def test_train_refuses_an_unwritable_out_before_training(tmp_path, no_training, where):
+    (tmp_path / "a_file").write_text("not a folder")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    _one_line_error(runner.invoke(app, ["train", *FAST, "--out", out]), "--out")
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
+def test_evaluate_refuses_a_heatmap_path_that_is_a_folder_before_measuring(checkpoint, tmp_path):
+    _one_line_error(runner.invoke(app, ["evaluate", str(checkpoint), "--heatmap", str(tmp_path)]), "--heatmap",
+                    "folder")
+
+
+# -- 28. the heat map is written where it is reported; NaN weights are refused ------------------------------------
+
+def test_the_heatmap_is_written_at_the_path_it_reports(checkpoint, tmp_path):
+    heatmap = tmp_path / "fourier"  # no suffix: matplotlib alone would write fourier.png
+    result = runner.invoke(app, ["evaluate", str(checkpoint), "--robustness", "none", "--measure", "",
+                                 "--heatmap", str(heatmap), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["heatmap"] == str(heatmap)
+    assert heatmap.read_bytes().startswith(b"\x89PNG") and not heatmap.with_suffix(".png").exists()
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(checkpoint, tmp_path):
+    broken = _copy(checkpoint, tmp_path / "nan")
+    state = torch.load(broken / "model.pt", weights_only=True)
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1 and "weight" in k)
+    state[name][0] = float("nan")
+    torch.save(state, broken / "model.pt")
+    _one_line_error(runner.invoke(app, ["evaluate", str(broken)]), "NaN", name)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_text_atomic(tmp_path / "f.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.json").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left behind
+
+
+def test_the_live_views_last_line_ends_before_an_error(tmp_path):
+    table = Table()
+    table.add_column("trial")
+    table.add_row("0")
+    console = Console(file=io.StringIO(), force_terminal=False, width=40)
+    with pytest.raises(UserError):
+        with showing(Live(table, console=console)):
+            raise UserError("boom")
+    assert console.file.getvalue().endswith("┘\n")
+
+
+# -- 9. a device that cannot be used is refused before a search or a training starts ------------------------------
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", *FAST, "--device", "tpu"], "--device"),
+    (["train", *FAST, "--device", "cudafoo"], "--device"),
+    (["search", "--dataset", DATA, "--device", "tpu"], "--device"),
+    (["search", "--dataset", DATA, "--device", "cuda"], "--gpus-per-trial"),
+    (["evaluate", "nowhere", "--device", "cuda:x"], "--device"),
+])
+def test_an_unusable_device_is_refused_up_front(tmp_path, no_training, args, fragment):
+    _one_line_error(runner.invoke(app, [*args, "--out", str(tmp_path / "o")] if args[0] != "evaluate" else args),
+                    fragment)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_train_on_cuda_without_a_gpu_is_refused_before_reading_data(tmp_path, no_training):
+    _one_line_error(runner.invoke(app, ["train", "--dataset", "/no/such/data", "--device", "cuda:1"]), "cuda")
+
+
+# -- 10. a space's values are checked against the config's own limits when the space is read ----------------------
+
+def _space_with(**dimensions) -> dict:
+    data = yaml.safe_load((SPACE_DIR / "metaformer.yaml").read_text())
+    data["dimensions"].update(dimensions)
+    return data
+
+
+def test_space_show_refuses_a_drop_path_range_no_config_accepts(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(_space_with(drop_path={"low": 0.0, "high": 0.95})))
+    _one_line_error(runner.invoke(app, ["space", "show", str(path)]), "drop_path", "0.95", "0.9")
+
+
+@pytest.mark.parametrize("dimension, values, limit", [
+    ("mlp_ratio", [2.0, 20.0], "16"), ("width", [32, 10000], "8192"), ("depth", [1, 65], "64"),
+    ("layer_scale", [None, 11.0], "10"), ("conv_kernel", [3, 33], "31"), ("token_mlp_ratio", [0.5, 17.0], "16"),
+    ("temperature", {"low": 0.5, "high": 101.0}, "100"),
+])
+def test_space_values_outside_the_configs_limits_are_refused(dimension, values, limit):
+    with pytest.raises(UserError, match=rf"dimensions\.{dimension}: .*{limit}"):
+        space_from_dict(_space_with(**{dimension: values}))
+
+
+@pytest.mark.skipif("window" not in MIXERS, reason="the window mixer is not registered")
+def test_a_window_larger_than_any_config_allows_is_refused():
+    with pytest.raises(UserError, match="window_size: 100 .*64"):
+        space_from_dict(_space_with(mixer=["window"], window_size=[4, 100]))
+
+
+def test_values_that_fit_only_some_stages_are_still_accepted():
+    """head_dim 24 divides only some widths: the space leaves it out where it does not fit, it is not an error."""
+    space = space_from_dict(_space_with(head_dim=[16, 24], drop_path={"low": 0.0, "high": 0.9}))
+    assert space.choices["head_dim"] == (16, 24) and space.ranges["drop_path"].high == 0.9
+
+
+# -- 12, 16 and 28: hostile YAML is one short line, fast --------------------------------------------------------
+
+BOMB = ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+        "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nstages: *g\n")
+
+
+@pytest.mark.parametrize("command", [["arch", "summary"], ["space", "show"], ["train", *FAST]])
+def test_yaml_alias_bombs_are_refused_at_once(tmp_path, no_training, command):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    started = time.monotonic()
+    line = _one_line_error(runner.invoke(app, [*command, str(path)]), "aliases", "100,000")
+    assert time.monotonic() - started < 10 and len(line) < 300
+
+
+def test_an_ablation_study_file_with_an_alias_bomb_is_refused(tmp_path):
+    from vitnas.nas.ablation.study import load_study
+
+    path = tmp_path / "study.yaml"
+    path.write_text(BOMB)
+    with pytest.raises(UserError, match="aliases"):
+        load_study(str(path))
+
+
+def test_a_repeated_stage_written_with_an_anchor_still_loads(tmp_path):
+    """yaml.safe_dump writes a repeated object once and aliases it: such a file is no bomb."""
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"image_size": 32, "stem": {"patch_size": 4},
+                                    "stages": [{"depth": 1, "width": 8, "mixer": "pool"}] * 2}))
+    assert "*id001" in path.read_text()
+    result = runner.invoke(app, ["arch", "summary", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert [s["width"] for s in json.loads(result.stdout)["config"]["stages"]] == [8, 8]
+
+
+@pytest.mark.parametrize("command", [["arch", "summary"], ["space", "show"]])
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path, command):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\nstages: []\n".encode("latin-1"))
+    _one_line_error(runner.invoke(app, [*command, str(path)]), "UTF-8")
+
+
+@pytest.mark.parametrize("config, fragment", [
+    ({"name": "x" * 100_000, "stages": "y" * 100_000}, "stages"),
+    ({"stages": [{"depth": 1, "width": 8, "mixer": "pool"}] * 5}, "got 5"),
+    ({"stages": [{"depth": 1, "width": 8, "mixer": {"kind": "pool", "kernel_size": list(range(10_000))}}]},
+     "kernel_size"),
+])
+def test_error_messages_show_a_bounded_excerpt_of_the_value(tmp_path, config, fragment):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    line = _one_line_error(runner.invoke(app, ["arch", "summary", str(path)]), fragment)
+    assert len(line) < 400 and "StageConfig" not in line
+
+
+# -- 25, 26: a Ray address that is malformed or silent is refused at once -----------------------------------------
+
+@pytest.mark.parametrize("address", ["garbage", "ray://", "10.0.0.1:99999", "http://x:1"])
+def test_a_malformed_ray_address_is_refused(tmp_path, address):
+    result = runner.invoke(app, ["search", "--dataset", DATA, "--address", address, "--out", str(tmp_path)])
+    _one_line_error(result, "--address")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_malformed_ray_address_from_the_environment_is_refused(tmp_path):
+    result = runner.invoke(app, ["search", "--dataset", DATA, "--out", str(tmp_path)], env={"RAY_ADDRESS": "garbage"})
+    _one_line_error(result, "garbage")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_address_where_nothing_answers_is_refused_within_seconds(tmp_path):
+    started = time.monotonic()
+    result = runner.invoke(app, ["search", "--dataset", DATA, "--address", "127.0.0.1:1", "--out", str(tmp_path)])
+    _one_line_error(result, "127.0.0.1:1", "nothing answers")
+    assert time.monotonic() - started < 15 and list(tmp_path.iterdir()) == []
