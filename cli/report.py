@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from vitnas.nas.files import json_text
+from vitnas.nas.files import check_writable, json_text
 from vitnas.nas.report import print_report, report_dict, write_csv, write_html
 from vitnas.nas.study_reader import newest_study, read_study
 
@@ -28,6 +28,9 @@ def report(
 
     Example: vitnas report runs/metaformer-digits-20261123-101500 --html front.html
     """
+    for path, option in ((csv, "--csv"), (html, "--html")):
+        if path is not None:
+            check_writable(path, option)  # a folder or a read-only place: one line, not a traceback after reading
     study_dir = directory or newest_study(Path("runs"))
     summary = read_study(study_dir)  # read-only, without Optuna
     if csv:

@@ -108,6 +108,12 @@ def test_evaluate_refuses_a_heatmap_path_that_is_a_folder_before_measuring(check
                     "folder")
 
 
+@pytest.mark.parametrize("option", ["--csv", "--html"])
+def test_report_outputs_that_are_folders_are_refused_before_reading(tmp_path, option):
+    _one_line_error(runner.invoke(app, ["report", str(tmp_path / "no-study"), option, str(tmp_path)]), option,
+                    "folder")
+
+
 # -- 28. the heat map is written where it is reported; NaN weights are refused ------------------------------------
 
 def test_the_heatmap_is_written_at_the_path_it_reports(checkpoint, tmp_path):
