@@ -9,7 +9,7 @@ import yaml
 
 from vitnas.errors import UserError
 from vitnas.nas.ablation.plan import identity, seed_datasets
-from vitnas.nas.ablation.report import html_page, markdown, results
+from vitnas.nas.ablation.report import html_sections, markdown, results, write_html
 from vitnas.nas.ablation.run import AblationProducer, prepare
 from vitnas.nas.ablation.store import AblationStore, RunRecord
 from vitnas.nas.ablation.study import profile_with_seeds, study_from_dict
@@ -209,8 +209,37 @@ def test_markdown_and_html_show_the_verdict_the_paper_and_every_seed(report):
     assert "| accuracy: identity < conv | 0.8 vs 0.9 | -0.05 [" in text
     assert "| twin | accuracy | 0.5 | failed | diverged |" in text
     assert "## Failed runs" in text and "out of memory: CPU" in text
-    page = html_page(report)
-    assert "<script" not in page and "identity &lt; conv" in page
+
+
+def test_the_html_page_draws_every_metric_and_the_papers_figures_beside_the_verdicts(tmp_path):
+    hostile = {**copy.deepcopy(STUDY), "claim": "Conv <b>beats</b> identity & co",
+               "source": "<script>alert(1)</script>"}
+    study = study_from_dict(hostile)
+    runs = [record("conv", 0, 0.80), record("conv", 1, 0.85), record("conv", 2, 0.83),
+            record("identity", 0, 0.75), record("identity", 1, 0.78), record("identity", 2, 0.80),
+            record("twin", 0, 0.5), record("twin", 1, None, Outcome.FAILED, "a <tag>")]  # twin's seed 2 not run
+    report = results(study, study.profile("quick"), {(r.arm, r.seed): r for r in runs})
+    pngs = write_html(report, tmp_path / "r.html", interactive=False)
+    assert sorted(p.name for p in pngs) == ["r-accuracy.png", "r-paper.png", "r-params.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+    page = (tmp_path / "r.html").read_text()
+    assert "<script" not in page and "<b>" not in page and "<tag>" not in page  # a static page: study text escaped
+    assert "Conv &lt;b&gt;beats&lt;/b&gt; identity &amp; co" in page and "a &lt;tag&gt;" in page
+    assert "<h1>tiny (profile quick): supported</h1>" in page
+    assert "<td>accuracy: identity &lt; conv</td><td>0.8 vs 0.9</td>" in page and "<td>supported</td>" in page
+    assert [page.count(f'data-chart="{slug}"') for slug in ("accuracy", "paper", "params")] == [1, 1, 1]
+    assert page.index('data-chart="accuracy"') < page.index('data-chart="paper"') < page.index('data-chart="params"')
+
+    (arms,) = [s for s in html_sections(report, interactive=True) if s.title == "Arms"]
+    traces = {chart.slug: {trace.name: trace for trace in chart.figure.data} for chart in arms.charts}
+    accuracy = traces["accuracy"]
+    assert list(accuracy["mean"].x) == ["conv", "twin", "identity"]
+    assert list(accuracy["mean"].y) == pytest.approx([2.48 / 3, 0.5, 2.33 / 3])
+    assert accuracy["mean"].error_y.array[1] is None  # one seed: no interval
+    assert list(accuracy["seed"].y) == pytest.approx([0.80, 0.85, 0.83, 0.5, 0.75, 0.78, 0.80])
+    assert "paper" not in accuracy and "paper" not in traces["params"]  # the paper's own axis, not ours
+    assert list(traces["params"]["seed"].y) == [100, 100, 100, 90, 90, 90, 90]
+    assert list(traces["paper"]["paper"].x) == ["conv", "identity"] and list(traces["paper"]["paper"].y) == [0.9, 0.8]
 
 
 def test_missing_runs_are_counted_not_invented():

@@ -1,17 +1,23 @@
 """An ablation's results: statistics of every arm and comparison as one JSON-safe dict, and that dict as tables
-(terminal, Markdown, a self-contained HTML page). The paper's figures stand beside ours."""
+(terminal, Markdown) and as the shared report page with charts (nas.report_page). The paper's figures stand beside
+ours."""
 from __future__ import annotations
 
-import html
 import math
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from vitnas.errors import UserError
 from vitnas.nas.ablation import stats
 from vitnas.nas.ablation.store import RunRecord
 from vitnas.nas.ablation.study import Profile, Study
 from vitnas.nas.files import json_safe, json_text, write_text_atomic
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.report_format import format_number
+
+if TYPE_CHECKING:
+    from vitnas.nas.report_page import Chart, Section
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -135,6 +141,12 @@ def failures_table(report: dict) -> Table:
                                                   for f in report["failures"]]
 
 
+def _lead(report: dict) -> list[str]:
+    """The lines above the tables: the claim, both settings, the run counts and the note on the paper's figures."""
+    note = report["published"]["note"]
+    return _setting_lines(report) + ([f"Note on the paper's figures: {note}"] if note else [])
+
+
 def _setting_lines(report: dict) -> list[str]:
     setting, published = report["setting"], report["published"]
     subset = f", a stratified subset of {setting['train_images']} training images" if setting["train_images"] else ""
@@ -161,29 +173,64 @@ def _sections(report: dict) -> list[tuple[str, Table]]:
 
 def markdown(report: dict) -> str:
     lines = [f"# {report['study']} (profile {report['profile']}): {report['verdict']}", ""]
-    lines += [f"- {line}" for line in _setting_lines(report)]
-    if report["published"]["note"]:
-        lines.append(f"- Note on the paper's figures: {report['published']['note']}")
+    lines += [f"- {line}" for line in _lead(report)]
     for title, (headers, rows) in _sections(report):
         lines += ["", f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def html_page(report: dict) -> str:
-    """A single self-contained page: no scripts, nothing fetched."""
-    esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(report['study'])}</title>",
-             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}</style></head><body>",
-             f"<h1>{esc(report['study'])} (profile {esc(report['profile'])}): {esc(report['verdict'])}</h1><ul>"]
-    parts += [f"<li>{esc(line)}</li>" for line in _setting_lines(report)]
-    parts.append("</ul>")
-    for title, (headers, rows) in _sections(report):
-        parts.append(f"<h2>{esc(title)}</h2><table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in headers) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    return "\n".join(parts) + "\n</body></html>\n"
+def write_html(report: dict, path: Path, interactive: bool | None = None) -> list[Path]:
+    """The self-contained page (the shared report machinery) and each chart as a PNG beside it; returns the PNG
+    paths. interactive: plotly charts (None: when the `report` extra is installed); False: a page of PNGs only."""
+    # matplotlib and plotly take seconds to import, and only the HTML page needs them
+    from vitnas.nas.report_page import html_page, plotly_installed, write_page
+
+    if interactive and not plotly_installed():
+        raise UserError("the interactive report needs plotly: pip install 'vitnas[report]', or pass --static")
+    sections = html_sections(report, plotly_installed() if interactive is None else interactive)
+    title = f"{report['study']} (profile {report['profile']}): {report['verdict']}"
+    return write_page(Path(path), html_page(title, sections, lead=_lead(report)), sections)
+
+
+def html_sections(report: dict, interactive: bool) -> list[Section]:
+    """The page's sections: the verdict per comparison beside the paper's figures, then the arms' charts above
+    their table, every seed, and the failed runs."""
+    from vitnas.nas.report_page import Section, table
+
+    comparisons, arms, seeds, *failures = _sections(report)
+    return [Section(comparisons[0], table(*comparisons[1], numeric=frozenset({3, 4, 5}))),
+            Section(arms[0], charts=tuple(_charts(report, interactive)), after=table(*arms[1])),
+            *(Section(title, table(*rows)) for title, rows in (seeds, *failures))]
+
+
+def _charts(report: dict, interactive: bool) -> list[Chart]:
+    """One chart per metric (our means, CI whiskers, each seed), the paper's figures beside the claim's metric."""
+    from vitnas.nas.report_charts import Bar, BarsView, bars_chart
+
+    metrics = list(report["arms"][0]["metrics"]) if report["arms"] else []
+    charts = []
+    for metric in metrics:
+        bars = [Bar(arm["name"], s["mean"], *(s["ci95"] or (None, None)),
+                    tuple(v for v in s["values"].values() if v is not None))
+                for arm in report["arms"] for s in [arm["metrics"][metric]]]
+        chart = bars_chart(BarsView(f"{metric} by arm", metric, bars, report["confidence"]), slug=metric,
+                           interactive=interactive)
+        charts.append(replace(chart, caption=f"{metric} by arm ({report['setting']['data']}): bar = mean, whisker = "
+                                             f"{report['confidence']:.0%} confidence interval, dots = seeds"))
+    published = report["published"]
+    if any(arm["published"] is not None for arm in report["arms"]):
+        # its own axis: the paper measured another data set at another scale (often in %), so its figures on our
+        # axis would flatten our bars, and only the arms' order within each chart is comparable
+        bars = [Bar(arm["name"], arm["published"], None, None, published=arm["published"]) for arm in report["arms"]]
+        title = "The paper's figures" + (f": {published['metric']}" if published["metric"] else "")
+        chart = bars_chart(BarsView(title, published["metric"] or "the paper's figure", bars, report["confidence"]),
+                           slug="paper", interactive=interactive)
+        claimed = report["comparisons"][0]["metric"] if report["comparisons"] else None
+        charts.insert(metrics.index(claimed) + 1 if claimed in metrics else len(charts),
+                      replace(chart, caption=f"{title} ({published['data']}; {published['scale']}): bar and diamond "
+                                             "= the paper's figure; an arm without one has none published"))
+    return charts
 
 
 def print_results(report: dict, console) -> None:
