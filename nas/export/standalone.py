@@ -110,7 +110,7 @@ def fit(model: nn.Module, splits: dict[str, tuple], settings, device: torch.devi
             loss_sum += loss.detach()
         accuracy = evaluate_accuracy(model, *splits["val"], batch_size=settings.eval_batch_size, device=device)
         print(f"epoch {epoch}/{settings.epochs}: train loss {loss_sum.item() / steps_per_epoch:.4f}, "
-              f"val accuracy {accuracy:.4f}, {time.perf_counter() - start:.1f} s", flush=True)
+              f"val accuracy {accuracy:.4f}, {time.perf_counter() - start:.2f} s", flush=True)
 
 
 def main(build_model: Callable[..., nn.Module], config: dict, settings) -> None:
