@@ -19,13 +19,16 @@ from vitnas.search_spaces.checks import (check_bool, check_choice, check_float, 
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 
 STEMS = ("patch", "overlap", "conv")
-BLOCKS = ("metaformer", "convmixer")
-HEADS = ("gap", "cls")
+BLOCKS = ("metaformer", "convmixer", "convnext")
+HEADS = ("gap", "cls", "pooled")
+DOWNSAMPLES = ("conv", "norm_conv", "norm_patch", "patch_merging")
+PAIRING_DOWNSAMPLES = ("norm_patch", "patch_merging")  # take 2x2 neighbours: the grid they halve must be even
 MAX_STAGES = 4
 
 
 def stage_grids(stem_grid: int, num_stages: int) -> list[int]:
-    """Side of the token grid in each stage: blocks.Downsample's 3x3 stride-2 padding-1 conv gives ceil(g / 2)."""
+    """Side of the token grid in each stage: blocks.Downsample's 3x3 stride-2 padding-1 conv gives ceil(g / 2), the
+    2x2 downsamplings g / 2 of the even grids they are allowed on."""
     grids = [stem_grid]
     for _ in range(num_stages - 1):
         grids.append((grids[-1] + 1) // 2)
@@ -36,10 +39,12 @@ def stage_grids(stem_grid: int, num_stages: int) -> list[int]:
 class StemConfig:
     """How pixels become tokens: `patch` (p x p conv, stride p), `overlap` ((2p-1)x(2p-1) conv, stride p, padding
     p//2: PoolFormer's 7x7/4 for p=4), `conv` (log2(p) 3x3 stride-2 convs with BN+ReLU then a 1x1 conv, Xiao et al.
-    2021). `act_norm` adds the activation then the model's norm after the stem (ConvMixer)."""
+    2021). `act_norm` adds the activation then the norm after the stem (ConvMixer); `norm` adds the norm alone
+    (Swin, ConvNeXt, the MetaFormer baselines). The stem's norm is `downsample_norm` (default: the model's norm)."""
     kind: str = "patch"
     patch_size: int = 16
     act_norm: bool = False
+    norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ class MixerConfig:
     `settings` may be given as a mapping; it is kept as (key, value) pairs in the kind's declared order with the
     kind's defaults filled in, so equal mixers compare equal. Keys foreign to the kind are kept for the config's
     validation to report. The built-in kinds (parts/): attention (`heads` or `head_dim`, `qkv_bias`,
-    `temperature`), pool and conv (`kernel_size`), mlp (`token_mlp_ratio`), identity.
+    `temperature`, `proj_bias`), window (`heads` or `head_dim`, `qkv_bias`, `window_size`, `shift`), pool and conv
+    (`kernel_size`), sepconv (`kernel_size`, `expansion`), mlp (`token_mlp_ratio`), random, identity.
     """
     kind: str = "pool"
     settings: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
@@ -68,18 +74,40 @@ class MixerConfig:
 
 @dataclass(frozen=True)
 class StageConfig:
-    """`depth` blocks of `width` channels with one token mixer; stages after the first start with a 3x3 stride-2
-    conv that halves the grid (PoolFormer's downsampling)."""
+    """`depth` blocks of `width` channels with one token mixer; stages after the first start with a downsampling
+    that halves the grid (ArchConfig.downsample). `res_scale` (MetaFormer baselines: null, null, 1, 1) scales the
+    metaformer block's residuals by a learned per-channel vector started there; `pos_embed` adds a learned position
+    embedding after the stage's downsampling (PoolFormer's hybrid adds one in stage 3; the first stage's is the
+    model's `pos_embed`)."""
     depth: int = 1
     width: int = 64
     mixer: MixerConfig = field(default_factory=MixerConfig)
+    res_scale: float | None = None
+    pos_embed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """depth, width and mixer; res_scale and pos_embed only when set, so a plain stage stays one short line."""
+        extras = {"res_scale": self.res_scale, "pos_embed": self.pos_embed}
+        return {"depth": self.depth, "width": self.width, "mixer": self.mixer.to_dict(),
+                **{k: v for k, v in extras.items() if v not in (None, False)}}
 
 
 @dataclass(frozen=True)
 class ArchConfig:
     """One model. `block` picks the block wiring (see blocks.MetaFormerBlock): `metaformer` is pre-norm
     x + mixer(norm(x)), x + mlp(norm(x)) with optional layer scale; `convmixer` is x + norm(act(mixer(x))) then
-    norm(act(pointwise(x))) without residual (mlp_ratio and layer_scale unused)."""
+    norm(act(pointwise(x))) without residual (mlp_ratio and layer_scale unused); `convnext` is one residual
+    x + ls(mlp(norm(mixer(x)))) (blocks.ConvNeXtBlock). `mlp_bias` false drops the channel MLP's biases.
+
+    `downsample` is the transition between stages: `conv` (3x3 stride-2 conv, PoolFormer), `norm_conv` (norm, then
+    that conv: MetaFormer baselines), `norm_patch` (norm, then a 2x2 stride-2 conv: ConvNeXt), `patch_merging`
+    (Swin: 2x2 neighbours concatenated, norm, linear); the 2x2 ones need even grids. `downsample_norm` is the norm
+    of the stem and of the downsampling (null: `norm`).
+
+    `head`: `gap` normalises the tokens, then averages them; `cls` normalises and takes the CLS token; `pooled`
+    averages first, then normalises (ConvNeXt, MetaFormer baselines). `head_norm` is the head's norm (null:
+    `norm`); `head_mlp_ratio` (pooled only) replaces the linear classifier by the MetaFormer baselines' MLP head:
+    linear to ratio x width, squared ReLU, head norm, linear."""
     name: str = "custom"
     image_size: int = 224
     in_chans: int = 3
@@ -96,6 +124,11 @@ class ArchConfig:
     head: str = "gap"
     final_norm: bool = True
     pos_embed: bool = False
+    downsample: str = "conv"
+    downsample_norm: str | None = None
+    mlp_bias: bool = True
+    head_norm: str | None = None
+    head_mlp_ratio: float | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -127,7 +160,7 @@ class ArchConfig:
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         out["stem"] = dataclasses.asdict(self.stem)
-        out["stages"] = [{"depth": s.depth, "width": s.width, "mixer": s.mixer.to_dict()} for s in self.stages]
+        out["stages"] = [s.to_dict() for s in self.stages]
         return out
 
     @classmethod
@@ -194,7 +227,7 @@ def read_yaml(path: Path, what: str, hint: str = "") -> Any:
 
 def _stage_from_dict(index: int, data: Any) -> StageConfig:
     where = f"stages[{index}]"
-    check_keys(where, data, ("depth", "width", "mixer"), required=("depth", "width", "mixer"))
+    check_keys(where, data, ("depth", "width", "mixer", "res_scale", "pos_embed"), required=("depth", "width", "mixer"))
     mixer = data["mixer"]
     if isinstance(mixer, str):  # shorthand `mixer: pool`
         mixer = {"kind": mixer}
@@ -202,7 +235,8 @@ def _stage_from_dict(index: int, data: Any) -> StageConfig:
     if "kind" not in mixer:
         raise UserError(f"{where}.mixer.kind: missing; it is required")
     settings = {k: v for k, v in mixer.items() if k != "kind"}
-    return StageConfig(depth=data["depth"], width=data["width"], mixer=MixerConfig(mixer["kind"], settings))
+    return StageConfig(depth=data["depth"], width=data["width"], mixer=MixerConfig(mixer["kind"], settings),
+                       res_scale=data.get("res_scale"), pos_embed=data.get("pos_embed", False))
 
 
 def _validate(cfg: ArchConfig) -> None:
@@ -227,6 +261,16 @@ def _validate(cfg: ArchConfig) -> None:
     check_choice("head", cfg.head, HEADS)
     check_bool("final_norm", cfg.final_norm)
     check_bool("pos_embed", cfg.pos_embed)
+    check_choice("downsample", cfg.downsample, DOWNSAMPLES)
+    for key in ("downsample_norm", "head_norm"):
+        if getattr(cfg, key) is not None:
+            NORMS.require(key, getattr(cfg, key))
+    check_bool("mlp_bias", cfg.mlp_bias)
+    if cfg.head_mlp_ratio is not None:
+        check_float("head_mlp_ratio", cfg.head_mlp_ratio, 0.0, 16.0, open_low=True)
+        if cfg.head != "pooled":
+            raise fail("head_mlp_ratio", cfg.head_mlp_ratio, f"the MLP head follows head: pooled, got head "
+                       f"{cfg.head!r}; use head: pooled or head_mlp_ratio: null")
     grids = cfg.stage_grids()
     for i, stage in enumerate(cfg.stages):
         _validate_stage(cfg, i, stage, grids)
@@ -246,6 +290,9 @@ def _validate_stem(cfg: ArchConfig) -> None:
         raise fail("stem.patch_size", stem.patch_size,
                    "the conv stem stacks stride-2 convs, so it needs a power of two >= 2 (2, 4, 8, 16, ...)")
     check_bool("stem.act_norm", stem.act_norm)
+    check_bool("stem.norm", stem.norm)
+    if stem.norm and stem.act_norm:
+        raise fail("stem.norm", stem.norm, "act_norm already ends the stem with the norm; set one of them")
 
 
 def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grids: list[int]) -> None:
@@ -255,6 +302,19 @@ def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grids: list[int
     if i > 0 and grids[i - 1] < 2:  # the previous grid is 1x1: downsampling has nothing left to halve
         raise fail("stages", len(cfg.stages), f"the token grid is 1x1 before stage {i}; with stem.patch_size "
                    f"{cfg.stem.patch_size} on {cfg.image_size}x{cfg.image_size} images allow at most {i} stages")
+    if i > 0 and cfg.downsample in PAIRING_DOWNSAMPLES and grids[i - 1] % 2:
+        raise fail("downsample", cfg.downsample, f"takes 2x2 neighbours, so the token grid before stage {i} must "
+                   f"be even, got {grids[i - 1]}x{grids[i - 1]}; use downsample: conv or norm_conv, or another "
+                   "stem.patch_size")
+    if stage.res_scale is not None:
+        check_float(f"{where}.res_scale", stage.res_scale, 0.0, 10.0, open_low=True)
+        if cfg.block != "metaformer":
+            raise fail(f"{where}.res_scale", stage.res_scale, f"only the metaformer block scales its residuals, "
+                       f"got block {cfg.block!r}; use res_scale: null")
+    check_bool(f"{where}.pos_embed", stage.pos_embed)
+    if i == 0 and stage.pos_embed:
+        raise fail(f"{where}.pos_embed", True, "the first stage's position embedding is the model's pos_embed; "
+                   "set pos_embed: true at the top level instead")
     mixer = stage.mixer
     kind = MIXERS.require(f"{where}.mixer.kind", mixer.kind)
     for key, value in mixer.settings:

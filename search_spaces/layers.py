@@ -41,16 +41,32 @@ class DropPath(nn.Module):
 
 class Mlp(nn.Module):
     """Linear, activation, linear on the last dim: a block's channel MLP (a 1x1 conv in channels-last), and across
-    positions once transposed, MLP-Mixer's token MLP."""
+    positions once transposed, MLP-Mixer's token MLP. The MetaFormer baselines drop the biases."""
 
-    def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module]):
+    def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module], bias: bool = True):
         super().__init__()
         self.dim = dim
         self.hidden = hidden
         self.act_layer = act_layer
-        self.fc1 = nn.Linear(dim, hidden)
+        self.bias = bias
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
         self.act = act_layer()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
+
+
+class PositionEmbedding(nn.Module):
+    """A learned embedding added to every position of a grid x grid token grid: the stage-3 position embedding of
+    PoolFormer's hybrid [pool, pool, attention, attention] model (Yu et al. 2022, Table 6)."""
+
+    def __init__(self, grid: int, dim: int):
+        super().__init__()
+        self.grid = grid
+        self.dim = dim
+        self.weight = nn.Parameter(torch.zeros(1, grid, grid, dim))
+        nn.init.trunc_normal_(self.weight, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight

@@ -15,8 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitnas.search_spaces.blocks import Downsample, MetaFormerBlock, Stage
-from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.blocks import ConvNeXtBlock, Downsample, MetaFormerBlock, PatchMerging, Stage
+from vitnas.search_spaces.config import ArchConfig, StageConfig
+from vitnas.search_spaces.layers import PositionEmbedding
+from vitnas.search_spaces.parts.activations import SquaredReLU
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 from vitnas.search_spaces.stems import Stem
 
@@ -40,6 +42,51 @@ class Head(nn.Module):
         x = self.norm(x)
         pooled = x[:, 0] if self.use_cls else x.flatten(1, -2).mean(dim=1)
         return self.fc(pooled)
+
+
+class MlpClassifier(nn.Module):
+    """The MetaFormer baselines' MLP head: linear to `hidden`, activation, norm, linear to the classes."""
+
+    def __init__(self, dim: int, hidden: int, num_classes: int, act_layer: type[nn.Module],
+                 norm_layer: type[nn.Module], norm_eps: float):
+        super().__init__()
+        self.dim = dim
+        self.hidden = hidden
+        self.num_classes = num_classes
+        self.act_layer = act_layer
+        self.norm_layer = norm_layer
+        self.norm_eps = norm_eps
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = act_layer()
+        self.norm = norm_layer(hidden, eps=norm_eps)
+        self.fc2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.norm(self.act(self.fc1(x))))
+
+
+class PooledHead(nn.Module):
+    """Global average pooling over positions, then the norm, then the classifier (ConvNeXt, MetaFormer baselines;
+    `Head` normalises before pooling). The classifier is linear, or with `mlp_hidden` the MetaFormer baselines' MLP
+    head (squared ReLU, the same norm class)."""
+
+    def __init__(self, width: int, num_classes: int, final_norm: bool, norm_layer: type[nn.Module], norm_eps: float,
+                 mlp_hidden: int | None = None):
+        super().__init__()
+        self.width = width
+        self.num_classes = num_classes
+        self.final_norm = final_norm
+        self.norm_layer = norm_layer
+        self.norm_eps = norm_eps
+        self.mlp_hidden = mlp_hidden
+        self.norm = norm_layer(width, eps=norm_eps) if final_norm else nn.Identity()
+        if mlp_hidden is None:
+            self.fc = nn.Linear(width, num_classes)
+        else:
+            self.fc = MlpClassifier(width, mlp_hidden, num_classes, SquaredReLU, norm_layer, norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x.flatten(1, -2).mean(dim=1)))
 
 
 class MetaFormer(nn.Module):
@@ -70,22 +117,49 @@ class MetaFormer(nn.Module):
 def build_model(cfg: ArchConfig) -> MetaFormer:
     """The model of a config, with `model.config` set to it (tools read it; export ignores it). The build order is
     the order random init draws in, so a seed gives the same weights as ever."""
-    norm_layer, act_layer = NORMS[cfg.norm], ACTS[cfg.act]
+    act_layer = ACTS[cfg.act]
     stem = Stem(cfg.stem.kind, cfg.in_chans, cfg.stages[0].width, cfg.stem.patch_size, cfg.image_size,
-                cfg.stem.act_norm, act_layer, norm_layer, cfg.norm_eps, cfg.head == "cls", cfg.pos_embed)
+                cfg.stem.act_norm, act_layer, NORMS[cfg.downsample_norm or cfg.norm], cfg.norm_eps, cfg.head == "cls",
+                cfg.pos_embed, cfg.stem.norm)
     total = sum(s.depth for s in cfg.stages)
     # stochastic depth grows linearly with block index, as in DeiT/PoolFormer
     rates = iter([cfg.drop_path * i / max(total - 1, 1) for i in range(total)])
     stages = []
     for i, (stage, grid) in enumerate(zip(cfg.stages, cfg.stage_grids())):
-        downsample = Downsample(cfg.stages[i - 1].width, stage.width) if i > 0 else None
-        kind, settings = MIXERS[stage.mixer.kind], dict(stage.mixer.settings)
-        blocks = nn.Sequential(*(
-            MetaFormerBlock(stage.width, kind.build(settings, stage.width, grid, act_layer), norm_layer, cfg.norm_eps,
-                            act_layer, cfg.mlp_ratio, cfg.layer_scale, next(rates), cfg.block == "convmixer")
-            for _ in range(stage.depth)))
-        stages.append(Stage(downsample, blocks))
-    head = Head(cfg.stages[-1].width, cfg.num_classes, cfg.final_norm, norm_layer, cfg.norm_eps, cfg.head == "cls")
-    model = MetaFormer(stem, nn.ModuleList(stages), head)
+        downsample = _downsample(cfg, cfg.stages[i - 1].width, stage.width) if i > 0 else None
+        pos_embed = PositionEmbedding(grid, stage.width) if stage.pos_embed else None
+        blocks = nn.Sequential(*(_block(cfg, stage, grid, index, next(rates)) for index in range(stage.depth)))
+        stages.append(Stage(downsample, blocks, pos_embed))
+    model = MetaFormer(stem, nn.ModuleList(stages), _head(cfg))
     model.config = cfg
     return model
+
+
+def _downsample(cfg: ArchConfig, dim_in: int, dim_out: int) -> nn.Module:
+    norm_layer = NORMS[cfg.downsample_norm or cfg.norm]
+    if cfg.downsample == "patch_merging":
+        return PatchMerging(dim_in, dim_out, norm_layer, cfg.norm_eps)
+    if cfg.downsample == "conv":
+        return Downsample(dim_in, dim_out)
+    return Downsample(dim_in, dim_out, 2 if cfg.downsample == "norm_patch" else 3, norm_layer, cfg.norm_eps)
+
+
+def _block(cfg: ArchConfig, stage: StageConfig, grid: int, index: int, drop_path: float) -> nn.Module:
+    """Block `index` of a stage; its mixer is built first (the init order of every model before ConvNeXt blocks)."""
+    norm_layer, act_layer = NORMS[cfg.norm], ACTS[cfg.act]
+    kind = MIXERS[stage.mixer.kind]
+    mixer = kind.build(dict(stage.mixer.settings), stage.width, grid, act_layer,
+                       **({"index": index} if kind.takes_index else {}))
+    if cfg.block == "convnext":
+        return ConvNeXtBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, cfg.mlp_ratio, cfg.layer_scale,
+                             drop_path, cfg.mlp_bias)
+    return MetaFormerBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, cfg.mlp_ratio, cfg.layer_scale,
+                           drop_path, cfg.block == "convmixer", stage.res_scale, cfg.mlp_bias)
+
+
+def _head(cfg: ArchConfig) -> nn.Module:
+    width, norm_layer = cfg.stages[-1].width, NORMS[cfg.head_norm or cfg.norm]
+    if cfg.head != "pooled":
+        return Head(width, cfg.num_classes, cfg.final_norm, norm_layer, cfg.norm_eps, cfg.head == "cls")
+    hidden = int(cfg.head_mlp_ratio * width) if cfg.head_mlp_ratio is not None else None
+    return PooledHead(width, cfg.num_classes, cfg.final_norm, norm_layer, cfg.norm_eps, hidden)

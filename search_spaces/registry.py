@@ -113,7 +113,8 @@ class MixerKind:
     """One token mixer: its config keys, their rules, its builder and how a space draws its settings.
 
     `build(settings, width, grid, act_layer)` returns the nn.Module (channels-last in and out: (N, H, W, C), or
-    (N, L, C) beside a CLS token) from plain values only; `validate(settings, width, grid, where)` raises a one-line
+    (N, L, C) beside a CLS token) from plain values only (a kind that `takes_index` gets `index=`, the block's place
+    in its stage, too); `validate(settings, width, grid, where)` raises a one-line
     UserError naming `where.KEY`. `settings` always holds every key of `settings` (defaults filled in).
     """
     settings: Mapping[str, Any]  # its config keys and their defaults (None: unset unless given)
@@ -122,6 +123,7 @@ class MixerKind:
     dimensions: tuple[ChoiceDim | RangeDim, ...] = ()  # in the order a space draws them
     cls_token: bool = False  # a CLS token may ride along: it mixes a plain token sequence of any length
     pos_embed: bool = False  # blind to token positions, so the space offers a learned position embedding
+    takes_index: bool = False  # blocks of a stage differ by their place (Swin shifts every other block's windows)
 
 
 MIXERS: Registry[MixerKind] = Registry("mixer")

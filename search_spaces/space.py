@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from vitnas.errors import UserError
 from vitnas.search_spaces.checks import excerpt
-from vitnas.search_spaces.config import (BLOCKS, HEADS, MAX_STAGES, STEMS, ArchConfig, MixerConfig, StageConfig,
-                                         StemConfig, read_yaml, stage_grids)
+from vitnas.search_spaces.config import (BLOCKS, DOWNSAMPLES, HEADS, MAX_STAGES, PAIRING_DOWNSAMPLES, STEMS,
+                                         ArchConfig, MixerConfig, StageConfig, StemConfig, read_yaml, stage_grids)
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS, ChoiceDim, RangeDim
 
 SPACE_DIR = Path(__file__).parent
@@ -32,6 +32,7 @@ def dimensions() -> dict[str, ChoiceDim | RangeDim]:
         ChoiceDim("stem", "patch", vocabulary=STEMS),
         ChoiceDim("patch_size", 16, number=int),
         ChoiceDim("stem_act_norm", False, vocabulary=(False, True)),
+        ChoiceDim("stem_norm", False, vocabulary=(False, True)),
         ChoiceDim("width", 64, number=int),
         ChoiceDim("depth", 1, number=int),
         ChoiceDim("mixer", "pool", vocabulary=MIXERS.names()))}
@@ -46,7 +47,12 @@ def dimensions() -> dict[str, ChoiceDim | RangeDim]:
                 ChoiceDim("layer_scale", None, nullable=True),
                 RangeDim("drop_path", 0.0),
                 ChoiceDim("head", "gap", vocabulary=HEADS),
-                ChoiceDim("pos_embed", False, vocabulary=(False, True))):
+                ChoiceDim("pos_embed", False, vocabulary=(False, True)),
+                ChoiceDim("downsample", "conv", vocabulary=DOWNSAMPLES),
+                ChoiceDim("mlp_bias", True, vocabulary=(False, True)),
+                ChoiceDim("head_mlp_ratio", None, nullable=True),
+                ChoiceDim("res_scale", None, nullable=True),
+                ChoiceDim("stage_pos_embed", False, vocabulary=(False, True))):
         dims[dim.name] = dim
     return dims
 
@@ -98,9 +104,10 @@ class Space:
     # ---- suggesting
     def suggest(self, trial: Suggester, image_size: int, in_chans: int, num_classes: int) -> ArchConfig:
         pick = _Picker(trial)
+        downsamples = self.choices["downsample"]
         # patch sizes must divide the image and leave a grid that some listed stage count can halve
         patches = {kind: [p for p in _patches(self.choices["patch_size"], kind, image_size)
-                          if set(_stage_counts(image_size // p)) & set(self.choices["num_stages"])]
+                          if set(_stage_counts(image_size // p, downsamples)) & set(self.choices["num_stages"])]
                    for kind in self.choices["stem"]}
         stems = [s for s in self.choices["stem"] if patches[s]]
         if not stems:
@@ -109,19 +116,40 @@ class Space:
                             f"add a divisor of {image_size}")
         stem_kind = pick("stem", self.choices["stem"], stems)
         patch = pick(f"patch_size.{stem_kind}", self.choices["patch_size"], patches[stem_kind])
-        stem = StemConfig(stem_kind, patch, pick("stem_act_norm", self.choices["stem_act_norm"]))
+        act_norm = pick("stem_act_norm", self.choices["stem_act_norm"])
+        stem_norm = pick("stem_norm", self.choices["stem_norm"], [False] if act_norm else None)
+        stem = StemConfig(stem_kind, patch, act_norm, stem_norm)
         grid = image_size // patch
-        num_stages = pick("num_stages", self.choices["num_stages"], _stage_counts(grid))
-        stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(stage_grids(grid, num_stages)))
+        num_stages = pick("num_stages", self.choices["num_stages"], _stage_counts(grid, downsamples))
+        grids = stage_grids(grid, num_stages)
+        stages = tuple(self._suggest_stage(pick, i, g) for i, g in enumerate(grids))
         kinds = [MIXERS[s.mixer.kind] for s in stages]
-        head = pick("head", self.choices["head"], ["gap", "cls"] if len(kinds) == 1 and kinds[0].cls_token else ["gap"])
+        heads = [h for h in HEADS if h != "cls" or (len(kinds) == 1 and kinds[0].cls_token)]
+        head = pick("head", self.choices["head"], heads)
         pos_embed = pick("pos_embed", self.choices["pos_embed"]) if any(k.pos_embed for k in kinds) else False
-        return ArchConfig(
+        cfg = ArchConfig(
             name="sampled", image_size=image_size, in_chans=in_chans, num_classes=num_classes, stem=stem,
             stages=stages, block=pick("block", self.choices["block"]), norm=pick("norm", self.choices["norm"]),
             act=pick("act", self.choices["act"]), mlp_ratio=pick("mlp_ratio", self.choices["mlp_ratio"]),
             layer_scale=pick("layer_scale", self.choices["layer_scale"]),
             drop_path=pick.float("drop_path", self.ranges["drop_path"]), head=head, pos_embed=pos_embed)
+        return self._suggest_later_dimensions(pick, cfg, grids)
+
+    def _suggest_later_dimensions(self, pick: _Picker, cfg: ArchConfig, grids: list[int]) -> ArchConfig:
+        """The dimensions added after the first release, drawn after the others so that a space file without them
+        suggests what it always did: downsampling, MLP biases, the MLP head (pooled heads only), residual scales
+        (metaformer blocks only) and stage position embeddings (after the first stage, for position-blind
+        mixers)."""
+        downsample = pick("downsample", self.choices["downsample"], _downsamples_for(grids, self.choices["downsample"]))
+        mlp_head = pick("head_mlp_ratio", self.choices["head_mlp_ratio"]) if cfg.head == "pooled" else None
+        stages = tuple(dataclasses.replace(
+            stage,
+            res_scale=pick(f"s{i}.res_scale", self.choices["res_scale"]) if cfg.block == "metaformer" else None,
+            pos_embed=(pick(f"s{i}.stage_pos_embed", self.choices["stage_pos_embed"])
+                       if i > 0 and MIXERS[stage.mixer.kind].pos_embed else False))
+            for i, stage in enumerate(cfg.stages))
+        return dataclasses.replace(cfg, stages=stages, downsample=downsample, head_mlp_ratio=mlp_head,
+                                   mlp_bias=pick("mlp_bias", self.choices["mlp_bias"]))
 
     def _suggest_stage(self, pick: _Picker, i: int, grid: int) -> StageConfig:
         width = pick(f"s{i}.width", self.choices["width"])
@@ -206,9 +234,17 @@ def _patches(listed: tuple, stem_kind: str, image_size: int) -> list[int]:
     return [p for p in ok if p >= 2 and p & (p - 1) == 0] if stem_kind == "conv" else ok
 
 
-def _stage_counts(grid: int) -> list[int]:
-    """Stage counts a grid allows: every downsampling needs a grid of at least 2x2 to halve."""
-    return [n for n in range(1, MAX_STAGES + 1) if n == 1 or stage_grids(grid, n)[-2] >= 2]
+def _stage_counts(grid: int, downsamples: tuple) -> list[int]:
+    """Stage counts a grid allows: every downsampling needs a grid of at least 2x2 to halve, and one of the listed
+    downsampling kinds must take the grids it halves (the 2x2 ones need even grids)."""
+    return [n for n in range(1, MAX_STAGES + 1)
+            if n == 1 or (stage_grids(grid, n)[-2] >= 2 and _downsamples_for(stage_grids(grid, n), downsamples))]
+
+
+def _downsamples_for(grids: list[int], listed: tuple) -> list[str]:
+    """The listed downsampling kinds that can halve each of these stage grids but the last."""
+    even = all(g % 2 == 0 for g in grids[:-1])
+    return [d for d in listed if even or d not in PAIRING_DOWNSAMPLES]
 
 
 def load_space(name_or_path: str | Path) -> Space:

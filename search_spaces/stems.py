@@ -24,11 +24,12 @@ class ConvStem(nn.Sequential):
 
 class Stem(nn.Module):
     """`kind` patch: p x p conv, stride p; overlap: (2p-1) x (2p-1) conv, stride p, padding p // 2 (7x7/4 for p = 4,
-    the grid is exactly H / p); conv: ConvStem. `act_norm` adds the activation then the norm (ConvMixer)."""
+    the grid is exactly H / p); conv: ConvStem. `act_norm` adds the activation then the norm (ConvMixer); `norm`
+    adds the norm alone (Swin, ConvNeXt, the MetaFormer baselines)."""
 
     def __init__(self, kind: str, in_chans: int, width: int, patch_size: int, image_size: int, act_norm: bool,
                  act_layer: type[nn.Module], norm_layer: type[nn.Module], norm_eps: float, use_cls: bool,
-                 use_pos_embed: bool):
+                 use_pos_embed: bool, norm: bool = False):
         super().__init__()
         self.kind = kind
         self.in_chans = in_chans
@@ -41,13 +42,17 @@ class Stem(nn.Module):
         self.norm_eps = norm_eps
         self.use_cls = use_cls
         self.use_pos_embed = use_pos_embed
+        self.norm = norm
         if kind == "patch":
             self.proj = nn.Conv2d(in_chans, width, patch_size, stride=patch_size)
         elif kind == "overlap":
             self.proj = nn.Conv2d(in_chans, width, 2 * patch_size - 1, stride=patch_size, padding=patch_size // 2)
         else:
             self.proj = ConvStem(in_chans, width, patch_size)
-        self.post = nn.Sequential(act_layer(), norm_layer(width, eps=norm_eps)) if act_norm else nn.Identity()
+        if act_norm:
+            self.post = nn.Sequential(act_layer(), norm_layer(width, eps=norm_eps))
+        else:
+            self.post = norm_layer(width, eps=norm_eps) if norm else nn.Identity()
         grid = image_size // patch_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width)) if use_cls else None
         pos_shape = (1, grid * grid + 1, width) if use_cls else (1, grid, grid, width)

@@ -10,7 +10,10 @@ from vitnas.search_spaces.model import build_model
 
 MIXERS = [{"kind": "attention", "heads": 2, "temperature": 0.5}, {"kind": "attention", "head_dim": 4, "qkv_bias": False},
           {"kind": "pool", "kernel_size": 3}, {"kind": "mlp", "token_mlp_ratio": 0.5},
-          {"kind": "conv", "kernel_size": 5}, {"kind": "identity"}]
+          {"kind": "conv", "kernel_size": 5}, {"kind": "identity"},
+          {"kind": "window", "heads": 2, "window_size": 2}, {"kind": "sepconv", "kernel_size": 3, "expansion": 1.5},
+          {"kind": "random"}]
+NORMS = ["layernorm", "batchnorm", "groupnorm", "rmsnorm", "none", "layernorm_nobias", "groupnorm_nobias"]
 
 
 def _cfg(**overrides) -> ArchConfig:
@@ -36,7 +39,7 @@ def _check_trains(cfg: ArchConfig, batch: int = 2) -> None:
 
 
 @pytest.mark.parametrize("mixer", MIXERS, ids=lambda m: f"{m['kind']}-{len(m)}")
-@pytest.mark.parametrize("norm", ["layernorm", "batchnorm", "groupnorm", "rmsnorm", "none"])
+@pytest.mark.parametrize("norm", NORMS)
 def test_every_mixer_with_every_norm(mixer, norm):
     _check_trains(_cfg(norm=norm, stages=[{"depth": 2, "width": 8, "mixer": mixer}], layer_scale=1e-2))
 
@@ -61,7 +64,7 @@ def test_conv_stem_strides_multiply_to_the_patch():
     assert model.stem(torch.zeros(1, 1, 16, 16)).shape == (1, 2, 2, 8)
 
 
-@pytest.mark.parametrize("act", ["gelu", "relu", "silu"])
+@pytest.mark.parametrize("act", ["gelu", "relu", "silu", "starrelu", "squared_relu"])
 def test_activations_and_convmixer_block(act):
     _check_trains(_cfg(act=act, block="convmixer", norm="batchnorm", final_norm=False,
                        stem={"kind": "patch", "patch_size": 2, "act_norm": True},
@@ -136,14 +139,30 @@ def test_temperature_changes_attention():
 LIFTABLE_GLOBALS = {"torch", "nn", "F", "math"}
 LIFT_CONFIGS = [
     _cfg(stages=[{"depth": 2, "width": 8, "mixer": m}], norm=n, layer_scale=ls, drop_path=0.1)
-    for m, n, ls in zip(MIXERS, ["layernorm", "batchnorm", "groupnorm", "rmsnorm", "none", "layernorm"],
-                        [1e-2, None, 1e-5, None, 1e-2, None])
+    for m, n, ls in zip(MIXERS, NORMS + ["layernorm", "batchnorm"], [1e-2, None, 1e-5, None, 1e-2, None] * 2)
 ] + [
     _cfg(image_size=16, stem={"kind": "conv", "patch_size": 4, "act_norm": True}, act="silu", norm="batchnorm",
          stages=[{"depth": 1, "width": 8, "mixer": "pool"}, {"depth": 2, "width": 16, "mixer": "mlp"}]),
     _cfg(stem={"kind": "overlap", "patch_size": 2, "act_norm": True}, block="convmixer", norm="batchnorm", act="relu",
          final_norm=False, stages=[{"depth": 2, "width": 8, "mixer": {"kind": "conv", "kernel_size": 3}}]),
     _cfg(head="cls", pos_embed=True, stages=[{"depth": 2, "width": 8, "mixer": {"kind": "attention", "heads": 2}}]),
+    # Swin's parts: shifted windows, patch merging, a normalised stem
+    _cfg(image_size=16, stem={"kind": "patch", "patch_size": 2, "norm": True}, downsample="patch_merging",
+         stages=[{"depth": 2, "width": 8, "mixer": {"kind": "window", "heads": 2, "window_size": 4}},
+                 {"depth": 2, "width": 16, "mixer": {"kind": "window", "head_dim": 4, "window_size": 2}}]),
+    # ConvNeXt's block, norm-first 2x2 downsampling, pool-then-norm head
+    _cfg(image_size=16, stem={"kind": "patch", "patch_size": 2, "norm": True}, block="convnext",
+         downsample="norm_patch", head="pooled", layer_scale=1e-6, norm_eps=1e-6,
+         stages=[{"depth": 2, "width": 8, "mixer": {"kind": "conv", "kernel_size": 7}},
+                 {"depth": 1, "width": 16, "mixer": {"kind": "conv", "kernel_size": 3}}]),
+    # the MetaFormer baselines: SepConv, StarReLU, biasless norms and MLPs, residual scales, MLP head
+    _cfg(image_size=16, stem={"kind": "overlap", "patch_size": 2, "norm": True}, downsample="norm_conv",
+         norm="groupnorm_nobias", downsample_norm="layernorm_nobias", head_norm="layernorm", act="starrelu",
+         mlp_bias=False, head="pooled", head_mlp_ratio=2.0,
+         stages=[{"depth": 1, "width": 8, "mixer": {"kind": "sepconv", "kernel_size": 3}},
+                 {"depth": 2, "width": 16, "mixer": {"kind": "attention", "head_dim": 8, "qkv_bias": False,
+                                                     "proj_bias": False}, "res_scale": 1.0, "pos_embed": True},
+                 {"depth": 1, "width": 16, "mixer": "random"}]),
 ]
 
 
@@ -193,7 +212,9 @@ def test_every_class_stores_its_arguments_and_names_only_torch_and_liftable_clas
     classes = set().union(*map(_own_classes, models))
     names = {c.__name__ for c in classes}
     assert {"MetaFormer", "Stem", "ConvStem", "Stage", "Downsample", "MetaFormerBlock", "Head", "Attention", "Pooling",
-            "DepthwiseConv", "TokenMLP", "Mlp", "LayerScale", "DropPath", "GroupNorm1", "ChannelBatchNorm"} <= names
+            "DepthwiseConv", "TokenMLP", "Mlp", "LayerScale", "DropPath", "GroupNorm1", "ChannelBatchNorm",
+            "WindowAttention", "PatchMerging", "ConvNeXtBlock", "PooledHead", "MlpClassifier", "SepConv", "StarReLU",
+            "SquaredReLU", "RandomMixing", "LayerNormNoBias", "GroupNorm1NoBias", "PositionEmbedding"} <= names
     for module in (m for model in models for m in model.modules() if type(m) in classes):
         missing = [p for p in inspect.signature(type(module)).parameters if not hasattr(module, p)]
         assert not missing, f"{type(module).__name__} does not keep {missing}"

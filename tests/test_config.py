@@ -44,7 +44,8 @@ def test_yaml_round_trip_and_mixer_shorthand(tmp_path):
 
 def test_mixer_settings_take_their_kinds_defaults():
     given = ArchConfig.from_dict(_with(stages__1__mixer={"temperature": 2.0, "heads": 2, "kind": "attention"}))
-    assert given.stages[1].mixer.to_dict() == {"kind": "attention", "heads": 2, "qkv_bias": True, "temperature": 2.0}
+    assert given.stages[1].mixer.to_dict() == {"kind": "attention", "heads": 2, "qkv_bias": True, "temperature": 2.0,
+                                               "proj_bias": True}
     assert given.stages[1].mixer["head_dim"] is None
     assert ArchConfig.from_dict(_with(stages__0__mixer="pool")) == ArchConfig.from_dict(TINY)  # kernel_size 3
 
@@ -72,7 +73,8 @@ def test_with_data_revalidates():
     (_with(stages__1__mixer={"kind": "attention", "heads": 2, "temperature": 0}), "stages[1].mixer.temperature: got 0"),
     (_with(stages__0__mixer={"kind": "pool", "heads": 2}), "stages[0].mixer.heads: got 2; does not apply to mixer kind 'pool'"),
     (_with(stages__0__mixer={"kind": "conv", "kernel_size": 4}), "stages[0].mixer.kernel_size: got 4; allowed: an odd size"),
-    (_with(stages__0__mixer={"kind": "swin"}), "stages[0].mixer.kind: got 'swin'; allowed: attention, conv, identity, mlp, pool"),
+    (_with(stages__0__mixer={"kind": "swin"}),
+     "stages[0].mixer.kind: got 'swin'; allowed: attention, conv, identity, mlp, pool, random, sepconv, window"),
     (_with(stages__0__mixer={"kernel_size": 3}), "stages[0].mixer.kind: missing; it is required"),
     (_with(stages__0__mixer=["pool"]), "stages[0].mixer: got ['pool']; expected a mapping"),
     (_with(stages__0__mixer={"kind": "mlp", "token_mlp_ratio": 0.01}), "token_mlp_ratio x width (8) must be at least 1"),
@@ -83,10 +85,43 @@ def test_with_data_revalidates():
     ({**TINY, "stem": {"kind": "patch", "patch_size": 16}}, "the token grid is 1x1 before stage 1; with stem.patch_size 16"),
     ({**TINY, "stages": TINY["stages"] * 3}, "stages: got"),
     ({**TINY, "stages": []}, "stages: got []; allowed: a list of 1 to 4 stages"),
-    (_with(norm="weightnorm"), "norm: got 'weightnorm'; allowed: layernorm, batchnorm, groupnorm, rmsnorm, none"),
-    (_with(act="tanh"), "act: got 'tanh'; allowed: gelu, relu, silu"),
-    (_with(block="resnet"), "block: got 'resnet'; allowed: metaformer, convmixer"),
-    (_with(head="max"), "head: got 'max'; allowed: gap, cls"),
+    (_with(norm="weightnorm"), "norm: got 'weightnorm'; allowed: layernorm, batchnorm, groupnorm, rmsnorm, none, "
+                               "layernorm_nobias, groupnorm_nobias"),
+    (_with(act="tanh"), "act: got 'tanh'; allowed: gelu, relu, silu, starrelu, squared_relu"),
+    (_with(block="resnet"), "block: got 'resnet'; allowed: metaformer, convmixer, convnext"),
+    (_with(head="max"), "head: got 'max'; allowed: gap, cls, pooled"),
+    (_with(downsample="pool"), "downsample: got 'pool'; allowed: conv, norm_conv, norm_patch, patch_merging"),
+    (_with(downsample_norm="bn"), "downsample_norm: got 'bn'; allowed: layernorm"),
+    (_with(head_norm="bn"), "head_norm: got 'bn'; allowed: layernorm"),
+    (_with(mlp_bias=1), "mlp_bias: got 1; allowed: true or false"),
+    (_with(head_mlp_ratio=4.0), "head_mlp_ratio: got 4.0; the MLP head follows head: pooled, got head 'gap'"),
+    (_with(head="pooled", head_mlp_ratio=0), "head_mlp_ratio: got 0; allowed: a number > 0.0"),
+    (_with(stem__norm=True, stem__act_norm=True), "stem.norm: got True; act_norm already ends the stem with the norm"),
+    (_with(stem__norm="yes"), "stem.norm: got 'yes'; allowed: true or false"),
+    ({**TINY, "image_size": 14, "downsample": "patch_merging"},
+     "downsample: got 'patch_merging'; takes 2x2 neighbours, so the token grid before stage 1 must be even, got 7x7"),
+    ({**TINY, "image_size": 14, "downsample": "norm_patch"}, "the token grid before stage 1 must be even, got 7x7"),
+    (_with(stages__1__res_scale=0), "stages[1].res_scale: got 0; allowed: a number > 0.0"),
+    (_with(stages__1__res_scale=1.0, block="convnext"),
+     "stages[1].res_scale: got 1.0; only the metaformer block scales its residuals, got block 'convnext'"),
+    (_with(stages__0__pos_embed=True), "stages[0].pos_embed: got True; the first stage's position embedding is the "
+                                       "model's pos_embed"),
+    (_with(stages__1__pos_embed=1), "stages[1].pos_embed: got 1; allowed: true or false"),
+    (_with(stages__1__dilation=2), "stages[1].dilation: got 2; unknown key; allowed keys: depth, width, mixer, "
+                                   "res_scale, pos_embed"),
+    (_with(stages__1__mixer={"kind": "attention", "heads": 2, "proj_bias": "no"}),
+     "stages[1].mixer.proj_bias: got 'no'; allowed: true or false"),
+    (_with(stages__0__mixer={"kind": "window", "heads": 2, "window_size": 3}),
+     "stages[0].mixer.window_size: got 3; must divide the stage's 8x8 token grid (or be at least 8: one window); "
+     "allowed: 1, 2, 4, 8"),
+    (_with(stages__0__mixer={"kind": "window", "heads": 2, "window_size": 0}), "stages[0].mixer.window_size: got 0"),
+    (_with(stages__0__mixer={"kind": "window", "window_size": 4}), "give exactly one of heads or head_dim"),
+    (_with(stages__0__mixer={"kind": "window", "head_dim": 3}), "stages[0].mixer.head_dim: got 3; must divide the "
+                                                                "stage width 8"),
+    (_with(stages__0__mixer={"kind": "window", "heads": 2, "window_size": 4, "shift": "half"}), "stages[0].mixer.shift: got 'half'"),
+    (_with(stages__0__mixer={"kind": "sepconv", "kernel_size": 4}), "stages[0].mixer.kernel_size: got 4; allowed: an odd"),
+    (_with(stages__0__mixer={"kind": "sepconv", "expansion": 0.1}), "expansion x width (8) must be at least 1"),
+    (_with(stages__0__mixer={"kind": "random", "kernel_size": 3}), "does not apply to mixer kind 'random'; its keys: none"),
     (_with(mlp_ratio=0), "mlp_ratio: got 0; allowed: a number > 0.0"),
     (_with(layer_scale=-1.0), "layer_scale: got -1.0"),
     (_with(drop_path=1.5), "drop_path: got 1.5; allowed: a number >= 0.0 and <= 0.9"),
@@ -115,3 +150,27 @@ def test_bad_yaml_file_is_a_user_error(tmp_path):
         ArchConfig.from_yaml(path)
     with pytest.raises(UserError, match="cannot read it"):
         ArchConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_new_fields_default_to_the_models_before_them():
+    """A config written before the new fields existed means what it meant: conv downsampling, the model's norm
+    everywhere, biased MLPs, a linear head, no residual scales or stage position embeddings."""
+    cfg = ArchConfig.from_dict(TINY)
+    assert (cfg.downsample, cfg.downsample_norm, cfg.head_norm, cfg.mlp_bias, cfg.head_mlp_ratio) == (
+        "conv", None, None, True, None)
+    assert not cfg.stem.norm and all(s.res_scale is None and not s.pos_embed for s in cfg.stages)
+    assert cfg.to_dict()["stages"][0] == TINY["stages"][0]  # a plain stage writes no new keys
+
+
+def test_stage_extras_round_trip():
+    data = _with(stages__1__res_scale=1.0, stages__1__pos_embed=True)
+    cfg = ArchConfig.from_dict(data)
+    assert cfg.to_dict()["stages"][1] == {**TINY["stages"][1], "mixer": cfg.stages[1].mixer.to_dict(),
+                                          "res_scale": 1.0, "pos_embed": True}
+    assert ArchConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_a_window_as_large_as_the_grid_is_accepted():
+    """Swin's rule: a window at least the grid's size is the whole grid (stage 4 of Swin-T: 7x7 grid, window 7)."""
+    for window in (8, 12):
+        ArchConfig.from_dict(_with(stages__0__mixer={"kind": "window", "heads": 2, "window_size": window}))

@@ -34,8 +34,26 @@ class GroupNorm1(nn.GroupNorm):
         return super().forward(x.movedim(-1, 1)).movedim(1, -1)
 
 
+class LayerNormNoBias(nn.LayerNorm):
+    """LayerNorm over channels with a learned gain and no bias (MetaFormer baselines: CAFormer, ConvFormer)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__(dim, eps=eps, bias=False)
+        self.dim = dim
+
+
+class GroupNorm1NoBias(GroupNorm1):
+    """GroupNorm1 with a learned gain and no bias (MetaFormer baselines: PoolFormerV2, IdentityFormer)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__(dim, eps)
+        self.bias = None  # a registered parameter set to None: F.group_norm adds nothing, the state dict omits it
+
+
 NORMS.register("layernorm", nn.LayerNorm)
 NORMS.register("batchnorm", ChannelBatchNorm)
 NORMS.register("groupnorm", GroupNorm1)
 NORMS.register("rmsnorm", nn.RMSNorm)
 NORMS.register("none", nn.Identity)
+NORMS.register("layernorm_nobias", LayerNormNoBias)
+NORMS.register("groupnorm_nobias", GroupNorm1NoBias)
