@@ -235,3 +235,49 @@ def test_a_registered_norm_and_activation_are_one_line_each():
     finally:
         NORMS.unregister("half")
         ACTS.unregister("tanh")
+
+
+def test_window_sizes_suggested_divide_their_stage_grid():
+    data = _broken(mixer=["window"], window_size=[2, 3, 4, 7], width=[16], head_dim=[8], num_stages=[1, 2, 3],
+                   patch_size=[2, 4])
+    seen = {}
+    for seed in range(30):
+        cfg = space_from_dict(data).suggest(RecordingTrial(seed, seen), 28, 1, 2)
+        for stage, grid in zip(cfg.stages, cfg.stage_grids()):
+            assert grid % stage.mixer["window_size"] == 0
+
+
+def test_2x2_downsampling_only_on_even_grids():
+    """12x12 images at patch 2 give a 6x6 grid, then 3x3: patch merging fits two stages, not three."""
+    data = _broken(downsample=["patch_merging", "norm_patch"], patch_size=[2], stem=["patch"], num_stages=[2, 3, 4])
+    cfgs = space_from_dict(data).sample(30, seed=0, image_size=12, in_chans=1, num_classes=2)
+    assert {len(c.stages) for c in cfgs} == {2} and {c.downsample for c in cfgs} == {"patch_merging", "norm_patch"}
+    mixed = space_from_dict(_broken(downsample=["patch_merging", "conv"], patch_size=[2], stem=["patch"]))
+    for cfg in mixed.sample(40, seed=1, image_size=12, in_chans=1, num_classes=2):
+        if cfg.downsample == "patch_merging":
+            assert all(g % 2 == 0 for g in cfg.stage_grids()[:-1])
+
+
+def test_new_dimensions_are_drawn_only_where_they_apply():
+    data = _broken(res_scale=[None, 1.0], head_mlp_ratio=[None, 4.0], stage_pos_embed=[False, True],
+                   width=[16], head_dim=[8])
+    cfgs = space_from_dict(data).sample(150, seed=2, image_size=16, in_chans=1, num_classes=2)
+    for cfg in cfgs:
+        assert cfg.head_mlp_ratio is None or cfg.head == "pooled"
+        assert all(s.res_scale is None for s in cfg.stages) or cfg.block == "metaformer"
+        assert not cfg.stages[0].pos_embed
+        assert all(MIXERS[s.mixer.kind].pos_embed for s in cfg.stages if s.pos_embed)
+        assert not (cfg.stem.norm and cfg.stem.act_norm)
+    assert any(c.head_mlp_ratio for c in cfgs) and any(s.res_scale for c in cfgs for s in c.stages)
+    assert any(s.pos_embed for c in cfgs for s in c.stages) and any(c.stem.norm for c in cfgs)
+
+
+def test_a_space_without_the_new_dimensions_suggests_the_old_models():
+    data = _broken()
+    for name in ("stem_norm", "downsample", "mlp_bias", "head_mlp_ratio", "res_scale", "stage_pos_embed"):
+        del data["dimensions"][name]
+    data["dimensions"].update(mixer=["attention", "pool", "mlp", "conv", "identity"], head=["gap", "cls"],
+                              block=["metaformer", "convmixer"], norm=["layernorm", "batchnorm"], act=["gelu"])
+    for cfg in space_from_dict(data).sample(20, seed=0, image_size=16, in_chans=1, num_classes=2):
+        assert (cfg.downsample, cfg.mlp_bias, cfg.head_mlp_ratio, cfg.stem.norm) == ("conv", True, None, False)
+        assert all(s.res_scale is None and not s.pos_embed for s in cfg.stages)
