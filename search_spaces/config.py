@@ -106,8 +106,8 @@ class ArchConfig:
 
     `head`: `gap` normalises the tokens, then averages them; `cls` normalises and takes the CLS token; `pooled`
     averages first, then normalises (ConvNeXt, MetaFormer baselines). `head_norm` is the head's norm (null:
-    `norm`); `head_mlp_ratio` (pooled only) replaces the linear classifier by the MetaFormer baselines' MLP head:
-    linear to ratio x width, squared ReLU, head norm, linear."""
+    `norm`); `head_mlp_ratio` replaces the linear classifier by the MetaFormer baselines' MLP head: linear to
+    ratio x width, squared ReLU, head norm, linear."""
     name: str = "custom"
     image_size: int = 224
     in_chans: int = 3
@@ -268,9 +268,6 @@ def _validate(cfg: ArchConfig) -> None:
     check_bool("mlp_bias", cfg.mlp_bias)
     if cfg.head_mlp_ratio is not None:
         check_float("head_mlp_ratio", cfg.head_mlp_ratio, 0.0, 16.0, open_low=True)
-        if cfg.head != "pooled":
-            raise fail("head_mlp_ratio", cfg.head_mlp_ratio, f"the MLP head follows head: pooled, got head "
-                       f"{cfg.head!r}; use head: pooled or head_mlp_ratio: null")
     grids = cfg.stage_grids()
     for i, stage in enumerate(cfg.stages):
         _validate_stage(cfg, i, stage, grids)

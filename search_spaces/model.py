@@ -23,27 +23,6 @@ from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 from vitnas.search_spaces.stems import Stem
 
 
-class Head(nn.Module):
-    """Final norm, then global average pooling over positions or the CLS token, then a linear classifier."""
-
-    def __init__(self, width: int, num_classes: int, final_norm: bool, norm_layer: type[nn.Module], norm_eps: float,
-                 use_cls: bool):
-        super().__init__()
-        self.width = width
-        self.num_classes = num_classes
-        self.final_norm = final_norm
-        self.norm_layer = norm_layer
-        self.norm_eps = norm_eps
-        self.use_cls = use_cls
-        self.norm = norm_layer(width, eps=norm_eps) if final_norm else nn.Identity()
-        self.fc = nn.Linear(width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.norm(x)
-        pooled = x[:, 0] if self.use_cls else x.flatten(1, -2).mean(dim=1)
-        return self.fc(pooled)
-
-
 class MlpClassifier(nn.Module):
     """The MetaFormer baselines' MLP head: linear to `hidden`, activation, norm, linear to the classes."""
 
@@ -65,19 +44,21 @@ class MlpClassifier(nn.Module):
         return self.fc2(self.norm(self.act(self.fc1(x))))
 
 
-class PooledHead(nn.Module):
-    """Global average pooling over positions, then the norm, then the classifier (ConvNeXt, MetaFormer baselines;
-    `Head` normalises before pooling). The classifier is linear, or with `mlp_hidden` the MetaFormer baselines' MLP
-    head (squared ReLU, the same norm class)."""
+class Head(nn.Module):
+    """Final norm, then global average pooling over positions or the CLS token, then a linear classifier; with
+    `pool_first`, pooling before the norm (ConvNeXt, MetaFormer baselines), and with `mlp_hidden` the MetaFormer
+    baselines' MLP classifier (squared ReLU, the same norm class) instead of the linear one."""
 
     def __init__(self, width: int, num_classes: int, final_norm: bool, norm_layer: type[nn.Module], norm_eps: float,
-                 mlp_hidden: int | None = None):
+                 use_cls: bool, pool_first: bool = False, mlp_hidden: int | None = None):
         super().__init__()
         self.width = width
         self.num_classes = num_classes
         self.final_norm = final_norm
         self.norm_layer = norm_layer
         self.norm_eps = norm_eps
+        self.use_cls = use_cls
+        self.pool_first = pool_first
         self.mlp_hidden = mlp_hidden
         self.norm = norm_layer(width, eps=norm_eps) if final_norm else nn.Identity()
         if mlp_hidden is None:
@@ -86,7 +67,10 @@ class PooledHead(nn.Module):
             self.fc = MlpClassifier(width, mlp_hidden, num_classes, SquaredReLU, norm_layer, norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(x.flatten(1, -2).mean(dim=1)))
+        if self.pool_first:
+            return self.fc(self.norm(x.flatten(1, -2).mean(dim=1)))
+        x = self.norm(x)
+        return self.fc(x[:, 0] if self.use_cls else x.flatten(1, -2).mean(dim=1))
 
 
 class MetaFormer(nn.Module):
@@ -158,8 +142,7 @@ def _block(cfg: ArchConfig, stage: StageConfig, grid: int, index: int, drop_path
 
 
 def _head(cfg: ArchConfig) -> nn.Module:
-    width, norm_layer = cfg.stages[-1].width, NORMS[cfg.head_norm or cfg.norm]
-    if cfg.head != "pooled":
-        return Head(width, cfg.num_classes, cfg.final_norm, norm_layer, cfg.norm_eps, cfg.head == "cls")
+    width = cfg.stages[-1].width
     hidden = int(cfg.head_mlp_ratio * width) if cfg.head_mlp_ratio is not None else None
-    return PooledHead(width, cfg.num_classes, cfg.final_norm, norm_layer, cfg.norm_eps, hidden)
+    return Head(width, cfg.num_classes, cfg.final_norm, NORMS[cfg.head_norm or cfg.norm], cfg.norm_eps,
+                cfg.head == "cls", cfg.head == "pooled", hidden)

@@ -137,11 +137,10 @@ class Space:
 
     def _suggest_later_dimensions(self, pick: _Picker, cfg: ArchConfig, grids: list[int]) -> ArchConfig:
         """The dimensions added after the first release, drawn after the others so that a space file without them
-        suggests what it always did: downsampling, MLP biases, the MLP head (pooled heads only), residual scales
-        (metaformer blocks only) and stage position embeddings (after the first stage, for position-blind
-        mixers)."""
+        suggests what it always did: downsampling, MLP biases, the MLP head, residual scales (metaformer blocks
+        only) and stage position embeddings (after the first stage, for position-blind mixers)."""
         downsample = pick("downsample", self.choices["downsample"], _downsamples_for(grids, self.choices["downsample"]))
-        mlp_head = pick("head_mlp_ratio", self.choices["head_mlp_ratio"]) if cfg.head == "pooled" else None
+        mlp_head = pick("head_mlp_ratio", self.choices["head_mlp_ratio"])
         stages = tuple(dataclasses.replace(
             stage,
             res_scale=pick(f"s{i}.res_scale", self.choices["res_scale"]) if cfg.block == "metaformer" else None,

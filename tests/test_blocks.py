@@ -213,7 +213,7 @@ def test_every_class_stores_its_arguments_and_names_only_torch_and_liftable_clas
     names = {c.__name__ for c in classes}
     assert {"MetaFormer", "Stem", "ConvStem", "Stage", "Downsample", "MetaFormerBlock", "Head", "Attention", "Pooling",
             "DepthwiseConv", "TokenMLP", "Mlp", "LayerScale", "DropPath", "GroupNorm1", "ChannelBatchNorm",
-            "WindowAttention", "PatchMerging", "ConvNeXtBlock", "PooledHead", "MlpClassifier", "SepConv", "StarReLU",
+            "WindowAttention", "PatchMerging", "ConvNeXtBlock", "MlpClassifier", "SepConv", "StarReLU",
             "SquaredReLU", "RandomMixing", "LayerNormNoBias", "GroupNorm1NoBias", "PositionEmbedding"} <= names
     for module in (m for model in models for m in model.modules() if type(m) in classes):
         missing = [p for p in inspect.signature(type(module)).parameters if not hasattr(module, p)]

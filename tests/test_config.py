@@ -94,7 +94,6 @@ def test_with_data_revalidates():
     (_with(downsample_norm="bn"), "downsample_norm: got 'bn'; allowed: layernorm"),
     (_with(head_norm="bn"), "head_norm: got 'bn'; allowed: layernorm"),
     (_with(mlp_bias=1), "mlp_bias: got 1; allowed: true or false"),
-    (_with(head_mlp_ratio=4.0), "head_mlp_ratio: got 4.0; the MLP head follows head: pooled, got head 'gap'"),
     (_with(head="pooled", head_mlp_ratio=0), "head_mlp_ratio: got 0; allowed: a number > 0.0"),
     (_with(stem__norm=True, stem__act_norm=True), "stem.norm: got True; act_norm already ends the stem with the norm"),
     (_with(stem__norm="yes"), "stem.norm: got 'yes'; allowed: true or false"),

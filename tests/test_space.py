@@ -263,7 +263,6 @@ def test_new_dimensions_are_drawn_only_where_they_apply():
                    width=[16], head_dim=[8])
     cfgs = space_from_dict(data).sample(150, seed=2, image_size=16, in_chans=1, num_classes=2)
     for cfg in cfgs:
-        assert cfg.head_mlp_ratio is None or cfg.head == "pooled"
         assert all(s.res_scale is None for s in cfg.stages) or cfg.block == "metaformer"
         assert not cfg.stages[0].pos_embed
         assert all(MIXERS[s.mixer.kind].pos_embed for s in cfg.stages if s.pos_embed)
