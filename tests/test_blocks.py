@@ -12,7 +12,8 @@ MIXERS = [{"kind": "attention", "heads": 2, "temperature": 0.5}, {"kind": "atten
           {"kind": "pool", "kernel_size": 3}, {"kind": "mlp", "token_mlp_ratio": 0.5},
           {"kind": "conv", "kernel_size": 5}, {"kind": "identity"},
           {"kind": "window", "heads": 2, "window_size": 2}, {"kind": "sepconv", "kernel_size": 3, "expansion": 1.5},
-          {"kind": "random"}]
+          {"kind": "random"}, {"kind": "sr_attention", "heads": 2, "sr_ratio": 2},
+          {"kind": "sr_attention", "head_dim": 4, "sr_ratio": 4, "reduction": "pool", "qkv_bias": False}]
 NORMS = ["layernorm", "batchnorm", "groupnorm", "rmsnorm", "none", "layernorm_nobias", "groupnorm_nobias"]
 
 
@@ -139,7 +140,7 @@ def test_temperature_changes_attention():
 LIFTABLE_GLOBALS = {"torch", "nn", "F", "math"}
 LIFT_CONFIGS = [
     _cfg(stages=[{"depth": 2, "width": 8, "mixer": m}], norm=n, layer_scale=ls, drop_path=0.1)
-    for m, n, ls in zip(MIXERS, NORMS + ["layernorm", "batchnorm"], [1e-2, None, 1e-5, None, 1e-2, None] * 2)
+    for m, n, ls in zip(MIXERS, NORMS * 2, [1e-2, None, 1e-5, None, 1e-2, None] * 2)
 ] + [
     _cfg(image_size=16, stem={"kind": "conv", "patch_size": 4, "act_norm": True}, act="silu", norm="batchnorm",
          stages=[{"depth": 1, "width": 8, "mixer": "pool"}, {"depth": 2, "width": 16, "mixer": "mlp"}]),
@@ -214,7 +215,8 @@ def test_every_class_stores_its_arguments_and_names_only_torch_and_liftable_clas
     assert {"MetaFormer", "Stem", "ConvStem", "Stage", "Downsample", "MetaFormerBlock", "Head", "Attention", "Pooling",
             "DepthwiseConv", "TokenMLP", "Mlp", "LayerScale", "DropPath", "GroupNorm1", "ChannelBatchNorm",
             "WindowAttention", "PatchMerging", "ConvNeXtBlock", "MlpClassifier", "SepConv", "StarReLU",
-            "SquaredReLU", "RandomMixing", "LayerNormNoBias", "GroupNorm1NoBias", "PositionEmbedding"} <= names
+            "SquaredReLU", "RandomMixing", "LayerNormNoBias", "GroupNorm1NoBias", "PositionEmbedding",
+            "SpatialReductionAttention"} <= names
     for module in (m for model in models for m in model.modules() if type(m) in classes):
         missing = [p for p in inspect.signature(type(module)).parameters if not hasattr(module, p)]
         assert not missing, f"{type(module).__name__} does not keep {missing}"

@@ -69,6 +69,9 @@ CASES = {
                 {**stage({"kind": "attention", "head_dim": 8, "qkv_bias": False, "proj_bias": False}, width=16,
                          depth=2), "res_scale": 1.0, "pos_embed": True},
                 stage("random", width=16)]),
+    "sr-attention-conv-and-pool": arch(stages=[stage({"kind": "sr_attention", "heads": 2, "sr_ratio": 2}),
+                                               stage({"kind": "sr_attention", "head_dim": 4, "sr_ratio": 2,
+                                                      "reduction": "pool"}, width=16)]),
 }
 
 

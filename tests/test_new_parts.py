@@ -1,4 +1,4 @@
-"""The parts of Swin, ConvNeXt and the MetaFormer baselines on tiny inputs, each against what its paper says it
+"""The parts of Swin, ConvNeXt, PVT v2 and the MetaFormer baselines on tiny inputs, each against what its paper says it
 computes; PoolFormer's presets against a re-statement of the original code (timm's differs, see
 benchmarks/bench_transfer.py)."""
 import torch
@@ -9,9 +9,11 @@ from vitnas.search_spaces.blocks import ConvNeXtBlock, MetaFormerBlock, PatchMer
 from vitnas.search_spaces.config import ArchConfig
 from vitnas.search_spaces.model import build_model
 from vitnas.search_spaces.parts.activations import SquaredReLU, StarReLU
+from vitnas.search_spaces.parts.attention import Attention
 from vitnas.search_spaces.parts.norms import GroupNorm1NoBias, LayerNormNoBias
 from vitnas.search_spaces.parts.random_mixing import RandomMixing
 from vitnas.search_spaces.parts.sepconv import SepConv
+from vitnas.search_spaces.parts.sr_attention import SpatialReductionAttention
 from vitnas.search_spaces.parts.window import WindowAttention
 from vitnas.search_spaces.presets import load_preset
 
@@ -329,3 +331,28 @@ def test_poolformer_s12_equals_the_original_which_normalises_before_pooling():
 
 def test_poolformer_hybrid_equals_the_original_with_its_stage_3_position_embedding():
     _check_against_original("metaformer_ppaa_s12_224", [False, False, True, True], "layer")
+
+
+def test_spatial_reduction_attention_ratio_1_is_plain_attention():
+    reduced = SpatialReductionAttention(8, 2, 1, "conv", qkv_bias=True)
+    plain = Attention(8, 2, qkv_bias=True, temperature=1.0)
+    with torch.no_grad():
+        plain.qkv.weight.copy_(torch.cat([reduced.q.weight, reduced.kv.weight]))
+        plain.qkv.bias.copy_(torch.cat([reduced.q.bias, reduced.kv.bias]))
+        plain.proj.load_state_dict(reduced.proj.state_dict())
+        x = torch.randn(2, 4, 4, 8)
+        assert torch.allclose(reduced(x), plain(x), atol=1e-5)
+
+
+def test_pooled_keys_and_values_see_one_token_per_block():
+    """With average pooling by 2, a grid whose 2x2 blocks are constant gives the keys and values of its 2x2 grid of
+    block values: each query attends over 4 tokens, not 16."""
+    mixer = SpatialReductionAttention(8, 1, 2, "pool", qkv_bias=False)
+    coarse = torch.randn(1, 2, 2, 8)
+    x = coarse.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+    with torch.no_grad():
+        q = mixer.q(x).view(1, 16, 8)
+        k, v = mixer.kv(mixer.norm(coarse.view(1, 4, 8))).chunk(2, dim=-1)
+        expected = mixer.proj(torch.softmax(q @ k.transpose(1, 2) / 8 ** 0.5, dim=-1) @ v).view(1, 4, 4, 8)
+        assert torch.allclose(mixer(x), expected, atol=1e-5)
+    assert sum(p.numel() for p in mixer.parameters()) == 8 * 8 + 8 * 16 + 8 * 8 + 8 + 16  # no conv: pooling
