@@ -82,7 +82,8 @@ class _VitnasGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            typer.echo(f"error: {err}", err=True)
+            # one line whatever the message quotes (a key or a file name may hold a line break)
+            typer.echo(f"error: {' '.join(str(err).splitlines())}", err=True)
             raise typer.Exit(2) from None
 
     def main(self, *args, standalone_mode: bool = True, **kwargs):

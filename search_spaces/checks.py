@@ -68,8 +68,9 @@ def check_keys(where: str, data: Any, allowed: tuple[str, ...], required: tuple[
     check_mapping(where, data)
     prefix = f"{where}." if where else ""
     for key in data:
-        if key not in allowed:
-            raise fail(f"{prefix}{key}", data[key], f"unknown key; allowed keys: {', '.join(allowed)}")
+        if key not in allowed:  # a key is anyone's text (a newline, a megabyte): an identifier is shown as it is
+            shown = key if isinstance(key, str) and key.isidentifier() and len(key) <= 40 else excerpt(key)
+            raise fail(f"{prefix}{shown}", data[key], f"unknown key; allowed keys: {', '.join(allowed)}")
     for key in required:
         if key not in data:
             raise UserError(f"{prefix}{key}: missing; it is required")

@@ -269,6 +269,12 @@ def test_error_messages_show_a_bounded_excerpt_of_the_value(tmp_path, config, fr
     assert len(line) < 400 and "StageConfig" not in line
 
 
+def test_a_key_with_a_line_break_is_still_one_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"stages": [{"depth": 1, "width": 8, "mixer": "pool", "a\x1eb\nc": 1}]}))
+    _one_line_error(runner.invoke(app, ["arch", "summary", str(path)]), "unknown key")
+
+
 # -- 25, 26: a Ray address that is malformed or silent is refused at once -----------------------------------------
 
 @pytest.mark.parametrize("address", ["garbage", "ray://", "10.0.0.1:99999", "http://x:1"])
