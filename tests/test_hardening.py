@@ -212,6 +212,26 @@ def test_values_that_fit_only_some_stages_are_still_accepted():
     assert space.choices["head_dim"] == (16, 24) and space.ranges["drop_path"].high == 0.9
 
 
+# -- 11, 13: names that become folders are plain folder names ----------------------------------------------------
+
+@pytest.mark.parametrize("where", ["name", "arm", "profile"])
+@pytest.mark.parametrize("bad", ["..", ".hidden", "a\n", "x" * 101])
+def test_ablation_names_that_become_folders_are_plain(tmp_path, where, bad):
+    from vitnas.nas.ablation.study import load_study, shipped_dir
+
+    study = yaml.safe_load((shipped_dir() / "poolformer-token-mixer.yaml").read_text())
+    if where == "name":
+        study["name"] = bad
+    elif where == "arm":
+        study["arms"][bad] = study["arms"].pop("identity")
+    else:
+        study["profiles"][bad] = study["profiles"]["quick"]
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    with pytest.raises(UserError, match="not starting with '.'"):
+        load_study(str(path))
+
+
 # -- 12, 16 and 28: hostile YAML is one short line, fast --------------------------------------------------------
 
 BOMB = ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"

@@ -21,6 +21,7 @@ from vitnas.nas.ablation.claims import Comparison, MetricRef, parse_expectation,
 from vitnas.nas.ablation.overrides import OverridePath, parse_path
 from vitnas.nas.robustness.suite import parse_suite
 from vitnas.nas.trainer import TrainSettings
+from vitnas.search_spaces.checks import excerpt
 from vitnas.search_spaces.config import read_yaml
 from vitnas.search_spaces.presets import preset_names
 
@@ -36,7 +37,8 @@ _INT_TRAIN_KEYS = ("batch_size", "crop_padding")
 DATA_FIELDS = ("image_size", "in_chans", "num_classes")  # they come from the data set
 MIN_SEEDS = 3
 DEFAULT_SEEDS = 3
-_NAME = re.compile(r"^[A-Za-z0-9_.=+-]+$")  # arm, study and profile names double as folder names
+# arm, study and profile names double as folder names: not '.' or '..' (no leading dot), no line break, bounded
+_NAME = re.compile(r"[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -179,7 +181,7 @@ def study_from_dict(data: Any) -> Study:
 
 
 def _fail(where: str, value: Any, allowed: str) -> UserError:
-    return UserError(f"{where}: got {value!r}; {allowed}")
+    return UserError(f"{where}: got {excerpt(value)}; {allowed}")
 
 
 def _text(where: str, value: Any) -> str:
@@ -189,8 +191,9 @@ def _text(where: str, value: Any) -> str:
 
 
 def _name(where: str, value: Any) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise _fail(where, value, "allowed: letters, digits and _ . = + - (it names a folder)")
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise _fail(where, value, "allowed: up to 100 letters, digits and _ . = + -, not starting with '.' (it names "
+                    "a folder)")
     return value
 
 
