@@ -43,7 +43,7 @@ def show(
 @app.command()
 def sample(
     space: str = typer.Argument("metaformer", help="A shipped space name or a SPACE.yaml path."),
-    n: int = typer.Option(3, "--n", min=1, help="How many configs."),
+    n: int = typer.Option(3, "--n", min=1, max=1000, help="How many configs (1 to 1000)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same configs."),
     image_size: int = typer.Option(32, "--image-size", min=1, help="Image side in pixels."),
     in_chans: int = typer.Option(3, "--in-chans", min=1, help="Input channels."),

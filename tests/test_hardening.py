@@ -289,6 +289,10 @@ def test_error_messages_show_a_bounded_excerpt_of_the_value(tmp_path, config, fr
     assert len(line) < 400 and "StageConfig" not in line
 
 
+def test_space_sample_refuses_a_count_that_would_run_for_hours():
+    _one_line_error(runner.invoke(app, ["space", "sample", "--n", str(10**9)]), "--n")
+
+
 def test_a_key_with_a_line_break_is_still_one_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({"stages": [{"depth": 1, "width": 8, "mixer": "pool", "a\x1eb\nc": 1}]}))

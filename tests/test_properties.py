@@ -159,7 +159,8 @@ OPTION_TEXT = st.one_of(st.integers(-10, 10**12).map(str), st.floats(allow_nan=T
 
 
 @_bounded("sample_options")
-@given(n=st.one_of(st.integers(-2, 4).map(str), OPTION_TEXT), seed=OPTION_TEXT, size=OPTION_TEXT)
+@given(n=st.one_of(st.integers(-2, 4).map(str), st.sampled_from(["1001", str(10**12), "2.5", "", "nan"]),
+                   st.text(alphabet=string.printable, max_size=2)), seed=OPTION_TEXT, size=OPTION_TEXT)
 def test_space_sample_options_give_configs_or_one_line(n, seed, size):
     result = runner.invoke(app, ["space", "sample", "--n", n, "--seed", seed, "--image-size", size,
                                  "--in-chans", "1", "--num-classes", "2"])
