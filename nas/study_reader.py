@@ -18,6 +18,8 @@ from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_recor
 
 STUDY_FILE = "study.json"
 DEFAULT_DATABASE = "study.db"
+# What study.json records for the default storage: the folder's own database, named relative to the folder
+DEFAULT_STORAGE = f"sqlite:///{DEFAULT_DATABASE}"
 # Optuna stores an infinite objective value as NULL plus a type tag.
 _INFINITE = {"INF_POS": math.inf, "INF_NEG": -math.inf}
 
@@ -43,7 +45,7 @@ def read_study(directory: Path) -> StudySummary:
             raise TypeError("storage is not a string")
     except (ValueError, TypeError, KeyError) as err:
         raise UserError(f"{spec_path} is corrupt ({err}): restore it from a backup or start a new --study") from None
-    database = _sqlite_file(directory, storage)
+    database = sqlite_file(directory, storage)
     if database is None:  # a server storage: Optuna reads it
         from vitnas.nas.search.study import StudyStore
         return StudyStore.open(directory).summary()
@@ -51,13 +53,15 @@ def read_study(directory: Path) -> StudySummary:
                         storage=storage)
 
 
-def _sqlite_file(directory: Path, storage: str) -> Path | None:
-    """The SQLite file behind a storage URL; the study folder's own study.db when the URL names a study.db (a study
-    folder that was copied or moved keeps reporting its own trials, not the original folder's)."""
+def sqlite_file(directory: Path, storage: str) -> Path | None:
+    """The SQLite file behind a study's storage URL (None: a server storage); the one rule the report and the search
+    both follow. The default storage is the study folder's own study.db, and so is an absolute URL naming a study.db
+    (what studies recorded before) when the folder holds one: a copied or moved study folder reads and writes its
+    own trials, never the original folder's."""
     if not storage.startswith("sqlite:///"):
         return None
     path = Path(unquote(storage[len("sqlite:///"):]))
-    if path.name == DEFAULT_DATABASE and (directory / DEFAULT_DATABASE).is_file():
+    if storage == DEFAULT_STORAGE or (path.name == DEFAULT_DATABASE and (directory / DEFAULT_DATABASE).is_file()):
         return directory / DEFAULT_DATABASE
     return path
 

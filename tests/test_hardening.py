@@ -319,3 +319,83 @@ def test_an_address_where_nothing_answers_is_refused_within_seconds(tmp_path):
     result = runner.invoke(app, ["search", "--dataset", DATA, "--address", "127.0.0.1:1", "--out", str(tmp_path)])
     _one_line_error(result, "127.0.0.1:1", "nothing answers")
     assert time.monotonic() - started < 15 and list(tmp_path.iterdir()) == []
+
+
+# -- the study store (items 2, 6, 27) ---------------------------------------------------------------------------
+
+def _spec(name: str = "s", **changes):
+    from vitnas.nas.metrics import parse_objectives
+    from vitnas.nas.search.study import StudySpec, default_storage
+
+    fields = dict(name=name, storage=default_storage(Path(name)), space="metaformer", dataset=DATA,
+                  objectives=parse_objectives("accuracy,macs"), sampler="random", seed=0)
+    return StudySpec(**{**fields, **changes})
+
+
+def _run_one(store, accuracy: float = 0.5) -> None:
+    """What a search does with one trial, without training: ask, then record an OK result."""
+    from vitnas.nas.executor import TrialResult
+    from vitnas.nas.outcome import Outcome
+
+    trial = store.ask()
+    store.finish(trial, {"name": f"a{trial.number}"}, TrialResult(Outcome.OK, {"val_accuracy": accuracy,
+                                                                               "macs": 10, "params": 5}))
+
+
+def _trial_count(directory: Path) -> int:
+    from vitnas.nas.study_reader import read_study
+
+    return len(read_study(directory).trials)
+
+
+@pytest.mark.parametrize("recorded", ["relative", "absolute (before the fix)"])
+def test_a_copied_study_writes_into_its_own_database(tmp_path, recorded):
+    import shutil
+
+    from vitnas.nas.search.samplers import make_sampler
+    from vitnas.nas.search.study import StudyStore
+
+    original = tmp_path / "s"
+    _run_one(StudyStore.create(original, _spec(), make_sampler("random", 0)))
+    study_file = json.loads((original / "study.json").read_text())
+    if recorded == "relative":
+        assert study_file["storage"] == "sqlite:///study.db"
+    else:  # what earlier releases wrote: the original's database by absolute path
+        study_file["storage"] = f"sqlite:///{(original / 'study.db').resolve()}"
+        (original / "study.json").write_text(json.dumps(study_file))
+    shutil.copytree(original, tmp_path / "s_bak")
+    _run_one(StudyStore.open(tmp_path / "s_bak", make_sampler("random", 1)))
+    assert _trial_count(original) == 1 and _trial_count(tmp_path / "s_bak") == 2
+
+
+def test_a_study_has_one_driver_and_the_second_is_told_who(tmp_path):
+    import subprocess
+    import sys
+
+    from vitnas.nas.search.study import hold_lock
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from vitnas.nas.search.study import hold_lock\n"
+                               f"lock = hold_lock(Path({str(tmp_path / 's')!r}))\nprint('held', flush=True)\n"
+                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(UserError, match=rf"pid {holder.pid} on "):
+            hold_lock(tmp_path / "s")
+    finally:
+        holder.kill()  # kill -9: the lock goes with the process
+        holder.wait()
+    hold_lock(tmp_path / "s").close()
+
+
+def test_a_study_whose_proposals_were_all_rejected_can_be_started_afresh(tmp_path):
+    from vitnas.nas.search.samplers import make_sampler
+    from vitnas.nas.search.study import StudyStore
+
+    store = StudyStore.create(tmp_path / "s", _spec(), make_sampler("random", 0))
+    store.reject(store.ask(), {}, "over --max-macs")
+    again = StudyStore.create(tmp_path / "s", _spec(seed=3), make_sampler("random", 3))
+    assert again.spec.seed == 3 and again.study.get_trials() == []
+    _run_one(again)
+    with pytest.raises(UserError, match="--resume"):  # a study that ran a trial is never started afresh
+        StudyStore.create(tmp_path / "s", _spec(), make_sampler("random", 0))

@@ -1,7 +1,8 @@
 """A study on disk: the Optuna storage, the study's definition and every finished trial's files.
 
 Layout of `OUT/NAME/`: `study.json` (what defines the study: storage URL, space, data set, objectives, sampler,
-seed, budget; checked on --resume), `study.db` (the default SQLite Optuna storage), `trials/NNNN/` (config.yaml,
+seed, budget, robustness suite, measurements; checked on --resume), `study.db` (the default SQLite Optuna storage,
+recorded relative to the folder), `.lock` (held by the driver running the study), `trials/NNNN/` (config.yaml,
 metrics.json, log.txt of each finished trial, and model.pt, its trained weights, as --keep-weights says: a trial
 folder loads like a `vitnas train` checkpoint). The Optuna storage is the source of truth; the files are written
 first and the storage told second, so a trial is either finished in the storage with its files, or still RUNNING
@@ -10,11 +11,13 @@ and re-run on --resume.
 How each run ended (vitnas.nas.outcome.Outcome) is the trial's `outcome` attribute; in Optuna's terms OK is
 COMPLETE, PRUNED is PRUNED and every other outcome is FAIL.
 """
+import fcntl
 import json
 import os
 import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import optuna
 import yaml
@@ -24,9 +27,11 @@ from vitnas.nas.files import json_text, write_atomic, write_text_atomic
 from vitnas.nas.metrics import objective_values
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_record
+from vitnas.nas.study_reader import DEFAULT_DATABASE, DEFAULT_STORAGE, sqlite_file
 from vitnas.errors import UserError
 
 STUDY_FILE = "study.json"
+LOCK_FILE = ".lock"
 WEIGHTS_FILE = "model.pt"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
            optuna.trial.TrialState.PRUNED: "PRUNED", optuna.trial.TrialState.RUNNING: "RUNNING",
@@ -46,6 +51,7 @@ class StudySpec:
     seed: int
     budget: dict = field(default_factory=dict)
     robustness: str = "default"
+    measurements: list[str] | None = None  # sorted; None in studies from before it was recorded
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,14 +62,39 @@ class StudySpec:
 
 
 def default_storage(directory: Path) -> str:
-    return f"sqlite:///{(directory / 'study.db').resolve()}"
+    """The storage study.json records for a new study in `directory`: its own study.db, relative to the folder."""
+    return DEFAULT_STORAGE
 
 
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
+def _open_storage(directory: Path, url: str) -> optuna.storages.BaseStorage:
+    """The storage of the study in `directory` (the folder's own study.db by study_reader.sqlite_file's rule)."""
     if url.startswith("sqlite:"):
+        if sqlite_file(directory, url) == directory / DEFAULT_DATABASE:
+            url = f"sqlite:///{(directory / DEFAULT_DATABASE).resolve()}"
         # the driver writes while `vitnas report` reads: wait for SQLite's lock instead of failing
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     return optuna.storages.get_storage(url)
+
+
+def hold_lock(directory: Path) -> TextIO:
+    """Take the study's lock for the life of this process (or until the returned file is closed): one driver per
+    study, or two would both run trials up to --trials and propose the same architectures. A second driver is
+    told who holds it. The lock is flock's, so it goes with the process, kill -9 included."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = (directory / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another driver"
+        handle.close()
+        raise UserError(f"study {directory} is being run by {holder}: wait for it to finish or stop it; a study "
+                        "has one driver at a time (share one through a server --storage)") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
 
 
 def _pid_alive(pid: int) -> bool:
@@ -82,6 +113,11 @@ def _outcome(frozen: optuna.trial.FrozenTrial) -> Outcome | None:
     return None if value is None else Outcome(value)
 
 
+def config_key(config: dict) -> str:
+    """One text per architecture: equal configs give equal keys (tuples and lists alike, keys in any order)."""
+    return json.dumps(config, sort_keys=True)
+
+
 class StudyStore:
     """One study: asks for trials, records them (files, then storage) and summarises them."""
 
@@ -93,8 +129,9 @@ class StudyStore:
     def create(cls, directory: Path, spec: StudySpec, sampler: optuna.samplers.BaseSampler) -> "StudyStore":
         if (directory / STUDY_FILE).exists():
             existing = cls.open(directory)
-            if not existing.study.get_trials(deepcopy=False):  # an earlier start that ran nothing: start afresh
-                optuna.delete_study(study_name=existing.spec.name, storage=_open_storage(existing.spec.storage))
+            if not existing.ran_any():  # an earlier start that ran nothing: start afresh
+                optuna.delete_study(study_name=existing.spec.name,
+                                    storage=_open_storage(directory, existing.spec.storage))
                 (directory / STUDY_FILE).unlink()
                 return cls.create(directory, spec, sampler)
             raise UserError(f"study {spec.name!r} already exists at {directory} with {existing.counted_trials()} "
@@ -102,8 +139,8 @@ class StudyStore:
         directory.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            study = optuna.create_study(storage=_open_storage(spec.storage), sampler=sampler, study_name=spec.name,
-                                        directions=[o.direction for o in spec.objectives])
+            study = optuna.create_study(storage=_open_storage(directory, spec.storage), sampler=sampler,
+                                        study_name=spec.name, directions=[o.direction for o in spec.objectives])
         except optuna.exceptions.DuplicatedStudyError:
             raise UserError(f"storage {spec.storage} already holds a study named {spec.name!r}: pass --resume "
                             "to continue it, or choose a new --study name") from None
@@ -122,7 +159,8 @@ class StudyStore:
             raise UserError(f"{path} is corrupt ({err}): restore it from a backup or start a new --study") from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         try:
-            study = optuna.load_study(study_name=spec.name, storage=_open_storage(spec.storage), sampler=sampler)
+            study = optuna.load_study(study_name=spec.name, storage=_open_storage(directory, spec.storage),
+                                      sampler=sampler)
         except KeyError:
             raise UserError(f"storage {spec.storage} has no study {spec.name!r} (named in {path})") from None
         return cls(directory, spec, study)
@@ -132,6 +170,17 @@ class StudyStore:
         """Trials that count towards --trials: finished ones, not cost-limit rejections nor interrupted runs."""
         return sum(1 for t in self.study.get_trials(deepcopy=False)
                    if t.state.is_finished() and (outcome := _outcome(t)) is not None and outcome.counted)
+
+    def ran_any(self) -> bool:
+        """Whether any trial was run (or is running): proposals rejected before training do not count."""
+        return any(_outcome(t) is not Outcome.REJECTED for t in self.study.get_trials(deepcopy=False))
+
+    def ran_configs(self) -> dict[str, int]:
+        """The architectures of the counted trials (canonical JSON -> trial number): what a search must not run
+        again."""
+        return {config_key(t.user_attrs["config"]): t.number for t in self.study.get_trials(deepcopy=False)
+                if t.state.is_finished() and (outcome := _outcome(t)) is not None and outcome.counted
+                and "config" in t.user_attrs}
 
     def recover_interrupted(self) -> list[int]:
         """Trials left RUNNING by a driver on this host that no longer lives: mark them failed, queue them again."""
