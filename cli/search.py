@@ -94,6 +94,19 @@ def search(
     keep_weights: Annotated[str, typer.Option(help="Trained weights kept as OUT/STUDY/trials/NNNN/model.pt (for "
                                               "`vitnas export`): all | front (Pareto front only) | none | auto: "
                                               "all for models up to 5M parameters, front for larger ones.")] = "auto",
+    early_stop: Annotated[str, typer.Option(help="moasha: multi-objective ASHA stops a trial outside the best "
+                                            "1/--reduction-factor of the results at a rung (epochs --grace x "
+                                            "rf^k; needs --epochs) | none.")] = "none",
+    grace: Annotated[int, typer.Option(min=1, help="MO-ASHA's first rung, in epochs.")] = 1,
+    reduction_factor: Annotated[int, typer.Option(min=2, help="MO-ASHA keeps the best 1/this at each rung; rungs "
+                                                  "are this factor apart.")] = 3,
+    prefilter: Annotated[str | None, typer.Option(help="PROXY[:keep=F][,batch=N]: score N proposals (16) at a time "
+                                                  "with a zero-cost proxy (naswot | synflow | meco) and the cost "
+                                                  "objectives, train only the best fraction F (0.25).")] = None,
+    trial_timeout: Annotated[float | None, typer.Option(min=1, help="Kill a trial after this many seconds and "
+                                                        "record it failed (over time). Default: 3 x --time, at "
+                                                        "least --time + 60; none under --epochs.")] = None,
+    precision: options.PrecisionOption = "auto",
 ) -> None:
     """Search the MetaFormer space for architectures on the Pareto front of accuracy, MACs and robustness.
 
@@ -109,10 +122,15 @@ def search(
       vitnas search --space my_space.yaml --dataset cifar10 --trials 50 --time 120 --workers 4 --gpus-per-trial 0.25
 
       vitnas search --space metaformer --study s1 --trials 30 --resume
+
+      vitnas search --dataset cifar10 --epochs 9 --early-stop moasha --prefilter naswot:keep=0.5
     """
     # Ray and Optuna load here, not at start-up: every other command stays quick
     from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
     from vitnas.nas.executor import Resources
+    from vitnas.nas.search.feasibility import default_trial_timeout
+    from vitnas.nas.search.moasha import EarlyStopping
+    from vitnas.nas.search.prefilter import PrefilterSpec
     from vitnas.nas.search.searcher import CostLimits
     from vitnas.nas.search.weights import KeepWeights
 
@@ -121,16 +139,20 @@ def search(
     if resume and study is None:
         raise UserError("--resume needs --study NAME (the study folder under --out to continue)")
     name = study or default_study_name(space, dataset)
+    trial = options.trial_settings(epochs, time, seed, device, robustness, search=True, precision=precision,
+                                   measurements=measurements_for(parsed_objectives, parse_measurements(measure)))
+    early = EarlyStopping(early_stop, grace, reduction_factor)
+    early.rungs(trial.train.epochs)  # refuse a time budget or a grace past the budget before the study exists
     settings = SearchSettings(
-        space=space, dataset=dataset, trials=trials, objectives=parsed_objectives, sampler=sampler,
-        trial=options.trial_settings(epochs, time, seed, device, robustness, search=True,
-                                     measurements=measurements_for(parsed_objectives, parse_measurements(measure))),
+        space=space, dataset=dataset, trials=trials, objectives=parsed_objectives, sampler=sampler, trial=trial,
         out=out, study=name, seed=seed,
         resources=Resources(workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                             address=address),
         limits=CostLimits(options.parse_count(max_macs, "--max-macs"),
                           options.parse_count(max_params, "--max-params")),
-        keep_weights=KeepWeights(keep_weights), storage=storage, resume=resume)
+        keep_weights=KeepWeights(keep_weights), storage=storage, resume=resume, early_stop=early,
+        prefilter=None if prefilter is None else PrefilterSpec.parse(prefilter),
+        trial_timeout=trial_timeout or default_trial_timeout(trial.train))
     console = Console(stderr=True)
     store = open_study(settings)
     console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials done)")

@@ -17,20 +17,27 @@ def _sample_shape(arch: ArchConfig) -> tuple[int, int, int]:
     return arch.in_chans, arch.image_size, arch.image_size
 
 
-def cost(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
+def cost_metrics(arch: ArchConfig) -> dict:
+    """The cost metrics, counted without building a real model (the search counts every proposal with it)."""
     counted = count_cost(arch)
     return {"params": counted.params, "macs": counted.macs, "flops": counted.flops,
             "activation_bytes": counted.activation_bytes}
 
 
+def cost(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
+    return cost_metrics(arch)
+
+
 def accuracy(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
-    batch_size = settings.train.eval_batch_size
-    test_accuracy = evaluate_accuracy(model, data.x_test, data.y_test, batch_size=batch_size, device=device)
-    return {
-        "accuracy": test_accuracy,  # `accuracy` is test accuracy in a trial's report; a search ranks on val
-        "test_accuracy": test_accuracy,
-        "val_accuracy": evaluate_accuracy(model, data.x_val, data.y_val, batch_size=batch_size, device=device),
-    }
+    return {"val_accuracy": evaluate_accuracy(model, data.x_val, data.y_val,
+                                              batch_size=settings.train.eval_batch_size, device=device)}
+
+
+def test(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
+    test_accuracy = evaluate_accuracy(model, data.x_test, data.y_test, batch_size=settings.train.eval_batch_size,
+                                      device=device)
+    return {"accuracy": test_accuracy,  # `accuracy` is test accuracy in a trial's report; a search ranks on val
+            "test_accuracy": test_accuracy}
 
 
 def latency(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
@@ -60,3 +67,10 @@ def robustness(model: nn.Module, arch: ArchConfig, data: Dataset, settings: Tria
             "robustness_components": result.components, "robustness_relative": result.relative,
             "robustness_details": result.details, "robustness_suite": settings.robustness,
             "robustness_split": settings.robustness_split}
+
+
+def proxies(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
+    # measured on a freshly initialised copy (the trial's own initial weights: same seed), whenever it is taken
+    from vitnas.nas.proxies import proxy_scores
+
+    return proxy_scores(arch, data, seed=settings.train.seed, device=device)

@@ -6,8 +6,8 @@ takes the cheap measurements, those of its objectives and those asked for with `
 `vitnas evaluate` take them all. Adding a metric: a `Metric` below, and if no measurement yields it yet, a function
 (model, arch, data, settings, device) -> dict in `nas/measurements.py` and a `Measurement` naming it here.
 
-`accuracy` is validation accuracy: a search ranks on the validation split and never on test (test accuracy is
-recorded in every trial's metrics as `test_accuracy` and shown in reports, but it cannot be an objective).
+`accuracy` is validation accuracy: a search ranks on the validation split and never on test (test accuracy is the
+`test` measurement: `vitnas train` and `--measure test` record it as `test_accuracy`, but it cannot be an objective).
 
 This module imports neither torch nor any measurement, so the CLI can build its help text from it at start-up.
 """
@@ -52,13 +52,16 @@ class Metric:
 _MEASUREMENTS = (
     Measurement("cost", "params, MACs, FLOPs, activation memory, counted on the meta device", True, False,
                 "vitnas.nas.measurements:cost"),
-    Measurement("accuracy", "validation and test accuracy", True, True, "vitnas.nas.measurements:accuracy"),
+    Measurement("accuracy", "validation accuracy", True, True, "vitnas.nas.measurements:accuracy"),
+    Measurement("test", "test accuracy (a search never ranks on it)", False, True, "vitnas.nas.measurements:test"),
     Measurement("training", "training time and throughput", True, True, None),
     Measurement("latency", "inference latency at batch 1 and at the latency batch", False, False,
                 "vitnas.nas.measurements:latency"),
     Measurement("memory", "peak memory of one training step", False, False, "vitnas.nas.measurements:memory"),
     Measurement("robustness", "the suite chosen with --robustness", False, True,
                 "vitnas.nas.measurements:robustness"),
+    Measurement("proxies", "zero-cost proxies NASWOT, synflow and MeCo of the untrained model", False, False,
+                "vitnas.nas.measurements:proxies"),
 )
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in _MEASUREMENTS}
 CHEAP = frozenset(m.name for m in _MEASUREMENTS if m.cheap)
@@ -67,7 +70,7 @@ ALL = frozenset(MEASUREMENTS)
 _METRICS = (
     Metric("accuracy", "val_accuracy", "maximize", "0..1", "validation accuracy", "accuracy"),
     Metric("test_accuracy", "test_accuracy", "maximize", "0..1", "test accuracy (reported, never ranked on)",
-           "accuracy", objective=False),
+           "test", objective=False),
     Metric("robustness", "robustness", "maximize", "0..1", "mean accuracy over the robustness suite", "robustness"),
     Metric("macs", "macs", "minimize", "MACs", "multiply-accumulates per image", "cost"),
     Metric("flops", "flops", "minimize", "FLOPs", "FLOPs per image (2 x MACs)", "cost"),
@@ -79,6 +82,11 @@ _METRICS = (
     Metric("peak_memory_mb", "peak_memory_mb", "minimize", "MiB", "peak memory of a training step", "memory"),
     Metric("images_per_second", "images_per_second", "maximize", "images/s", "training throughput", "training"),
     Metric("train_seconds", "train_seconds", "minimize", "s", "wall-clock training time", "training"),
+    Metric("naswot", "naswot", "maximize", "log det", "NASWOT: how differently the untrained model's activations "
+           "split a batch", "proxies"),
+    Metric("synflow", "synflow", "maximize", "log", "synflow: the untrained model's synaptic flow", "proxies"),
+    Metric("meco", "meco", "maximize", "eigenvalue sum", "MeCo: smallest eigenvalues of the untrained model's "
+           "feature correlations", "proxies"),
 )
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
 DEFAULT_OBJECTIVES = "accuracy,macs,robustness"

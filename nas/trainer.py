@@ -19,7 +19,7 @@ from torch import nn
 
 from vitnas.errors import UserError
 from vitnas.nas.data import Dataset
-from vitnas.nas.inference import as_input, autocast, evaluate_accuracy, memory_format
+from vitnas.nas.inference import as_input, autocast, check_precision, evaluate_accuracy, memory_format, use_precision
 from vitnas.nas.outcome import Outcome
 
 DEFAULT_EPOCHS = 10
@@ -45,6 +45,7 @@ class TrainSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = False  # torch.compile the model (GPU runs; it costs compile time up front)
     eval_batch_size: int = 256  # every evaluation (validation, test, robustness suite) batches this many images
+    precision: str = "auto"  # auto | bf16 | fp32 autocast for training and evaluation (nas.inference)
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.seconds is not None:
@@ -57,6 +58,7 @@ class TrainSettings:
             raise UserError(f"the time budget must be positive, got {self.seconds} s")
         if self.batch_size < 1 or self.lr <= 0 or not 0.0 <= self.warmup < 1.0 or self.grad_clip < 0:
             raise UserError("batch_size >= 1, lr > 0, warmup in [0, 1) and grad_clip >= 0 are required")
+        check_precision(self.precision)
 
 
 @dataclass(frozen=True)
@@ -142,7 +144,7 @@ def train(model: nn.Module, data: Dataset, settings: TrainSettings, *,
     """Trains `model` in place on data.x_train and reports data.x_val accuracy after each epoch."""
     device = resolve_device(settings.device)
     on_gpu = device.type == "cuda"
-    with torch.random.fork_rng(devices=[device] if on_gpu else []):
+    with torch.random.fork_rng(devices=[device] if on_gpu else []), use_precision(settings.precision):
         torch.manual_seed(settings.seed)
         return _train(model, data, settings, device, on_epoch, progress)
 

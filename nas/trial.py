@@ -2,17 +2,21 @@
 
 The same function serves `vitnas train`, each search trial (inside a Ray worker) and ablations. A trial's model is
 `Normalize(data) -> build_model(config)`, so it takes images in [0, 1], which is what the robustness suite perturbs.
-Which measurements a trial takes is `TrialSettings.measurements` (declared in nas/metrics.py).
+Which measurements a trial takes is `TrialSettings.measurements` (declared in nas/metrics.py). A search bounds
+the images a trial evaluates on (`val_images`, `test_images`: seeded stratified subsets), so that the per-epoch
+validation and the final measurements cost a bounded time whatever the data set's size.
 """
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
 
 from vitnas.errors import UserError
 from vitnas.nas.data import Dataset, Normalize
+from vitnas.nas.data.dataset import stratified_holdout
 from vitnas.nas.files import json_safe
+from vitnas.nas.inference import use_precision
 from vitnas.nas.metrics import ALL, CHEAP, MEASUREMENTS
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.trainer import TrainSettings, resolve_device, train
@@ -29,11 +33,16 @@ class TrialSettings:
     robustness_split: str = "val"  # a search ranks on validation; `vitnas train` reports on test
     robustness_images: int = 500
     latency_batch: int = 64
+    val_images: int | None = None  # validate (each epoch, and at the end) on about this many images; None: all
+    test_images: int | None = None  # the test pass, where it is measured, on about this many images; None: all
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.measurements) - ALL)
         if unknown:
             raise UserError(f"unknown measurement {unknown[0]!r}; choose from {', '.join(MEASUREMENTS)}")
+        if any(n is not None and n < 1 for n in (self.val_images, self.test_images)):
+            raise UserError(f"validation and test image bounds must be at least 1, got {self.val_images} and "
+                            f"{self.test_images}")
         if self.robustness_split not in ("val", "test"):
             raise UserError(f"robustness split must be val or test, got {self.robustness_split!r}")
         object.__setattr__(self, "measurements", frozenset(self.measurements) | CHEAP)
@@ -60,6 +69,24 @@ def check_fits(arch: ArchConfig, data: Dataset) -> None:
                         f"{data.in_chans} channels, {data.num_classes} classes: build it with the data's shape")
 
 
+def _subset(x: torch.Tensor, y: torch.Tensor, count: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """About `count` of the images, the same fraction of each class, chosen by `seed`; all of them for None."""
+    if count is None or count >= len(y):
+        return x, y
+    _, chosen = stratified_holdout(y.numpy(), count / len(y), seed)
+    index = torch.from_numpy(chosen)
+    return x[index], y[index]
+
+
+def bounded(data: Dataset, settings: TrialSettings) -> Dataset:
+    """The data set with its validation and test splits cut to the settings' bounds (training images untouched)."""
+    if settings.val_images is None and settings.test_images is None:
+        return data
+    x_val, y_val = _subset(data.x_val, data.y_val, settings.val_images, settings.train.seed)
+    x_test, y_test = _subset(data.x_test, data.y_test, settings.test_images, settings.train.seed)
+    return replace(data, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
+
+
 def build_trial_model(arch: ArchConfig, data: Dataset) -> nn.Module:
     check_fits(arch, data)
     return normalized_model(arch, data.mean, data.std)
@@ -70,12 +97,13 @@ def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: T
     """The metrics of settings.measurements on `model` (on `device`), in the registry's order, JSON-safe (a NaN is
     None); an untrained (e.g. diverged) model gets only the measurements that mean something without training."""
     metrics = {}
-    for measurement in MEASUREMENTS.values():
-        if (measurement.name in settings.measurements and measurement.function is not None
-                and (trained or not measurement.needs_training)):
-            module, _, name = measurement.function.partition(":")
-            measure = getattr(importlib.import_module(module), name)
-            metrics.update(measure(model, arch, data, settings, torch.device(device)))
+    with use_precision(settings.train.precision):
+        for measurement in MEASUREMENTS.values():
+            if (measurement.name in settings.measurements and measurement.function is not None
+                    and (trained or not measurement.needs_training)):
+                module, _, name = measurement.function.partition(":")
+                measure = getattr(importlib.import_module(module), name)
+                metrics.update(measure(model, arch, data, settings, torch.device(device)))
     return json_safe(metrics)
 
 
@@ -84,6 +112,7 @@ def run_trial(arch: ArchConfig, data: Dataset, settings: TrialSettings, *, on_ep
     with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights too (paired ablation arms)
         torch.manual_seed(settings.train.seed)
         model = build_trial_model(arch, data)
+    data = bounded(data, settings)
     device = resolve_device(settings.train.device)
     result = train(model, data, settings.train, on_epoch=on_epoch, progress=progress)
     history = [vars(epoch) for epoch in result.history]

@@ -184,8 +184,8 @@ def _producer(store: StudyStore, total: int, limits: CostLimits = CostLimits(), 
               params: int = 100) -> OptunaProducer:
     space = load_space("metaformer")
     propose = lambda trial: space.suggest(trial, image_size=8, in_chans=1, num_classes=3)  # noqa: E731
-    return OptunaProducer(store, propose, lambda cfg: (1000, params), limits, total, TrialSettings(), _Quiet(), keep,
-                          max_rejections=20)
+    return OptunaProducer(store, propose, lambda cfg: {"macs": 1000, "params": params}, limits, total, TrialSettings(),
+                          _Quiet(), keep, max_rejections=20)
 
 
 def _ok(accuracy: float, macs: int, params: int = 100, weights: bytes | None = None) -> TrialResult:
@@ -229,7 +229,8 @@ def test_each_outcome_maps_to_its_optuna_state_and_count(tmp_path):
     assert sorted(t["outcome"] or "" for t in report["trials"]) == sorted(
         ["", "diverged", "failed", "interrupted", "ok", "pruned"])
     folder = json.loads((tmp_path / "o" / "trials" / f"{records['pruned'].number:04d}" / "metrics.json").read_text())
-    assert folder["status"] == "pruned" and folder["metrics"] == {"val_accuracy": 0.2}
+    # a pruned run keeps its last metrics and the cost counted before it ran
+    assert folder["status"] == "pruned" and folder["metrics"] == {"val_accuracy": 0.2, "macs": 1000, "params": 100}
 
 
 def test_an_ok_run_without_its_objectives_is_recorded_failed(tmp_path):

@@ -26,7 +26,7 @@ from vitnas.nas.robustness.suite import parse_suite
 # name -> (key in a run's metrics, the measurement that yields it). The registry's `accuracy` ranks a search on
 # validation; an ablation's `accuracy` is test accuracy, and validation accuracy keeps its own name.
 SCALAR_METRICS = {**{m.name: (m.key, m.measurement) for m in METRICS.values()},
-                  "accuracy": ("accuracy", "accuracy"), "val_accuracy": ("val_accuracy", "accuracy")}
+                  "accuracy": ("accuracy", "test"), "val_accuracy": ("val_accuracy", "accuracy")}
 _ROBUSTNESS_FIELDS = {"component": "robustness_components", "relative": "robustness_relative"}
 _FOOLING = "fooling_rate"
 _DEFAULT_PATCH_AREA = "0.1"

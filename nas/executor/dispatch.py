@@ -26,6 +26,7 @@ class Dispatcher:
         self._started: dict[str, tuple[float, float]] = {}  # trial id -> (monotonic, wall clock) at request
         self._history: dict[str, list[dict]] = {}
         self._stopping: set[str] = set()  # runs the producer stopped: they end PRUNED
+        self._over_time: set[str] = set()  # runs over their timeout, being killed: they end FAILED
 
     @property
     def stopped(self) -> bool:
@@ -60,19 +61,34 @@ class Dispatcher:
             return True
         return False
 
+    def overdue(self) -> list[str]:
+        """Runs past their request's timeout that were not reported overdue before: the executor kills them."""
+        now = time.monotonic()
+        late = [trial_id for trial_id, request in self._running.items()
+                if request.timeout_s is not None and trial_id not in self._over_time
+                and now - self._started[trial_id][0] > request.timeout_s]
+        self._over_time.update(late)
+        return late
+
     def finished(self, trial_id: str, result: TrialResult) -> None:
         """A run reported its result. A run stopped in its last moments keeps the result it reached."""
         request = self._running.pop(trial_id, None)
         self._stopping.discard(trial_id)
+        self._over_time.discard(trial_id)
         if request is not None:
             self._call(self.producer.on_finished, request.key, result)
 
     def ended(self, trial_id: str) -> None:
-        """Tune ended a run: if it did not report, the producer stopped it (PRUNED) or its worker died (FAILED)."""
+        """Tune ended a run: if it did not report, the producer stopped it (PRUNED), it ran over its timeout and was
+        killed (FAILED, over time) or its worker died (FAILED)."""
         if trial_id not in self._running or self.error is not None:  # reported already, or all stop: interrupted
             return
         history = self._history[trial_id]
-        if trial_id in self._stopping:
+        if trial_id in self._over_time:
+            limit = self._running[trial_id].timeout_s
+            result = self._result(trial_id, Outcome.FAILED, f"over time: killed at the trial timeout of {limit:g} s "
+                                  f"after {len(history)} epochs")
+        elif trial_id in self._stopping:
             result = self._result(trial_id, Outcome.PRUNED, f"pruned after epoch {len(history)}",
                                   metrics=dict(history[-1]) if history else {})
         else:

@@ -30,16 +30,20 @@ class TrialRequest:
     settings: TrialSettings  # settings.train.seed is this run's seed
     data: str  # a key of the `datasets` given to execute (e.g. one per seed: the validation split is seeded)
     keep_weights: bool = False  # send the trained weights back (TrialResult.weights) when the run ends OK
+    timeout_s: float | None = None  # wall clock from request to result; a run over it is killed and ends FAILED
 
     def __post_init__(self) -> None:
         if not self.key:
             raise ValueError("a trial request needs a non-empty key")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError(f"a trial request's timeout must be positive, got {self.timeout_s}")
 
 
 @dataclass(frozen=True)
 class TrialResult:
     """How one run ended. A worker sends OK, DIVERGED or FAILED; the executor makes PRUNED (the producer stopped it)
-    and FAILED (its worker died before reporting); INTERRUPTED and REJECTED never reach on_finished."""
+    and FAILED (its worker died before reporting, or it ran over its timeout); INTERRUPTED and REJECTED never reach
+    on_finished."""
 
     outcome: Outcome
     metrics: dict = field(default_factory=dict)  # every measured metric; a pruned run: its last epoch's metrics

@@ -136,6 +136,15 @@ class _Scheduler(_DriverOnly, FIFOScheduler):
         super().__init__()
         self.dispatcher = dispatcher
 
+    def choose_trial_to_run(self, tune_controller):
+        # Tune asks this on every step of its loop, reports or not: the one place to catch a run stuck in a step
+        # that outlasts its timeout. Killing its actor frees its memory at once; Tune then ends it as an error.
+        overdue = set(self.dispatcher.overdue())
+        for trial in tune_controller.get_live_trials():
+            if trial.trial_id in overdue and trial.temporary_state.ray_actor is not None:
+                ray.kill(trial.temporary_state.ray_actor)
+        return super().choose_trial_to_run(tune_controller)
+
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if RESULT_KEY not in result and "epoch" in result:
             epoch = EpochMetrics(**{name: result[name] for name in _EPOCH_FIELDS})

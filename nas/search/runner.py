@@ -3,10 +3,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vitnas.nas.cost import count_cost
-from vitnas.nas.data import load_dataset
+from vitnas.nas.data import Dataset, load_dataset
 from vitnas.nas.executor import Resources
+from vitnas.nas.measurements import cost_metrics
 from vitnas.nas.records import Objective
+from vitnas.nas.search.feasibility import Feasibility, epoch_limit, peak_training_rate
+from vitnas.nas.search.moasha import EarlyStopping, MoAsha
+from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import SEARCH_DATA, CostLimits, OptunaProducer, SearchListener
 from vitnas.nas.search.study import StudySpec, StudyStore, default_storage
@@ -32,6 +35,9 @@ class SearchSettings:
     keep_weights: KeepWeights = KeepWeights()
     storage: str | None = None
     resume: bool = False
+    early_stop: EarlyStopping = EarlyStopping()
+    prefilter: PrefilterSpec | None = None
+    trial_timeout: float | None = None  # seconds from a trial's request to its result (feasibility.py's default)
 
 
 def default_study_name(space: str, dataset: str) -> str:
@@ -62,6 +68,27 @@ def open_study(settings: SearchSettings) -> StudyStore:
     return store
 
 
+def _feasibility(settings: SearchSettings, data: Dataset) -> Feasibility | None:
+    """The epoch-time check, where there is a limit to check against; trials on GPUs run at a rate the driver's CPU
+    cannot measure, and only the trial timeout bounds them."""
+    limit = epoch_limit(settings.trial.train, settings.trial_timeout)
+    if limit is None or settings.resources.gpus_per_trial > 0:
+        return None
+    rate = peak_training_rate(settings.resources.threads, settings.trial.train.precision)
+    return Feasibility(limit, rate, len(data.y_train))
+
+
+def _prefilter(settings: SearchSettings, data: Dataset) -> Prefilter | None:
+    if settings.prefilter is None:
+        return None
+    from vitnas.nas.proxies import proxy_scores  # builds models: only a prefiltering search pays for it
+    from vitnas.search_spaces.config import ArchConfig
+
+    proxy, seed = settings.prefilter.proxy, settings.trial.train.seed
+    return Prefilter(settings.prefilter, lambda config: proxy_scores(ArchConfig.from_dict(config), data, seed=seed,
+                                                                     names=(proxy,))[proxy], settings.objectives)
+
+
 def run_search(settings: SearchSettings, store: StudyStore, listener: SearchListener) -> StudyStore:
     """Run trials until the study holds settings.trials counted trials; every finished one is persisted at once."""
     from vitnas.nas.executor.run import execute  # Ray loads only when a search runs
@@ -75,11 +102,11 @@ def run_search(settings: SearchSettings, store: StudyStore, listener: SearchList
     def propose(trial):
         return space.suggest(trial, image_size=data.image_size, in_chans=data.in_chans, num_classes=data.num_classes)
 
-    def cost(config):
-        counted = count_cost(config)
-        return counted.macs, counted.params
-
-    producer = OptunaProducer(store, propose, cost, settings.limits, settings.trials, settings.trial, listener,
-                              settings.keep_weights)
+    rungs = settings.early_stop.rungs(settings.trial.train.epochs)
+    producer = OptunaProducer(store, propose, cost_metrics, settings.limits, settings.trials, settings.trial, listener,
+                              settings.keep_weights, feasibility=_feasibility(settings, data),
+                              prefilter=_prefilter(settings, data),
+                              early_stop=None if rungs is None else MoAsha(rungs, settings.objectives, store.study),
+                              trial_timeout=settings.trial_timeout)
     execute(producer, {SEARCH_DATA: data}, settings.resources, store.directory / "ray")
     return store

@@ -1,17 +1,22 @@
 """The search as a producer on the trial executor: Optuna proposes each architecture, the study store keeps each result.
 
 Asked for the next run, it asks Optuna's study for a config (define-by-run through the space), rejects configs over
-the MACs/params limits before they cost anything, and records each run in the study store the moment it ends.
+the MACs/params limits or infeasible for the budget before they cost anything, optionally keeps only the best of a
+batch by a zero-cost proxy (--prefilter), stops runs that MO-ASHA judges at a rung (--early-stop), and records each
+run in the study store the moment it ends.
 """
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import optuna
 
-from vitnas.nas.executor import TrialRequest, TrialResult
+from vitnas.nas.executor import STOP, Signal, TrialRequest, TrialResult
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import TrialRecord
+from vitnas.nas.search.feasibility import Feasibility
+from vitnas.nas.search.moasha import RUNG_ATTR, Decision, MoAsha
+from vitnas.nas.search.prefilter import Prefilter
 from vitnas.nas.search.study import StudyStore
 from vitnas.nas.search.weights import KeepWeights
 from vitnas.nas.trainer import EpochMetrics
@@ -37,7 +42,9 @@ class CostLimits:
     max_macs: int | None = None
     max_params: int | None = None
 
-    def violation(self, macs: int, params: int) -> str | None:
+    def violation(self, costs: dict) -> str | None:
+        """Why a config with these cost metrics (nas.measurements.cost_metrics) is over a limit; None if it is not."""
+        macs, params = costs["macs"], costs["params"]
         if self.max_macs is not None and macs > self.max_macs:
             return f"rejected before training: {macs:,} MACs > --max-macs {self.max_macs:,}"
         if self.max_params is not None and params > self.max_params:
@@ -45,51 +52,104 @@ class CostLimits:
         return None
 
 
+@dataclass(frozen=True)
+class _Proposal:
+    trial: optuna.trial.Trial
+    config: dict  # ArchConfig.to_dict()
+    costs: dict  # the cost metrics, counted before training
+
+
 class OptunaProducer:
-    def __init__(self, store: StudyStore, propose: Callable, cost: Callable[[object], tuple[int, int]],
-                 limits: CostLimits, total: int, settings: TrialSettings, listener: SearchListener,
-                 keep: KeepWeights = KeepWeights(), max_rejections: int = MAX_CONSECUTIVE_REJECTIONS):
+    def __init__(self, store: StudyStore, propose: Callable, cost: Callable[[object], dict], limits: CostLimits,
+                 total: int, settings: TrialSettings, listener: SearchListener, keep: KeepWeights = KeepWeights(),
+                 max_rejections: int = MAX_CONSECUTIVE_REJECTIONS, *, feasibility: Feasibility | None = None,
+                 prefilter: Prefilter | None = None, early_stop: MoAsha | None = None,
+                 trial_timeout: float | None = None):
         self.store, self.propose, self.cost, self.limits = store, propose, cost, limits
         self.total, self.settings, self.listener, self.keep = total, settings, listener, keep
-        self.max_rejections = max_rejections
-        self._running: dict[str, tuple[optuna.trial.Trial, dict]] = {}
+        self.max_rejections, self.feasibility, self.prefilter = max_rejections, feasibility, prefilter
+        self.early_stop, self.trial_timeout = early_stop, trial_timeout
+        self._queued: list[_Proposal] = []  # proposals that passed the prefilter, waiting for a worker
+        self._running: dict[str, _Proposal] = {}
+        self._stopped: dict[str, Decision] = {}  # runs MO-ASHA stopped, until they end
 
     def next_request(self) -> TrialRequest | None:
         if self.store.counted_trials() + len(self._running) >= self.total:
             return None
-        for _ in range(self.max_rejections):
+        if not self._queued:
+            needed = self.total - self.store.counted_trials() - len(self._running)
+            self._queued = self._select(self._admissible(self.prefilter.batch if self.prefilter else 1), needed)
+        proposal = self._queued.pop(0)
+        key = str(proposal.trial.number)
+        self._running[key] = proposal
+        self.listener.trial_started(proposal.trial.number, proposal.config)
+        return TrialRequest(key=key, arch=proposal.config, settings=self.settings, data=SEARCH_DATA,
+                            keep_weights=self.keep.wanted, timeout_s=self.trial_timeout)
+
+    def _admissible(self, count: int) -> list[_Proposal]:
+        """`count` proposals within the cost limits and feasible for the budget; the others are told to the sampler
+        as rejected (they never ran, and do not count)."""
+        proposals: list[_Proposal] = []
+        rejected_in_a_row, reason = 0, ""
+        while len(proposals) < count:
+            if rejected_in_a_row == self.max_rejections:
+                raise UserError(f"{self.max_rejections} proposals in a row were rejected before training (the last: "
+                                f"{reason}): raise the limits or the budget, or narrow the space")
             trial = self.store.ask()
             try:
                 config = self.propose(trial)
             except UserError as err:  # a space file whose choices cannot make a valid model
                 self.store.reject(trial, {}, str(err))
                 raise
-            macs, params = self.cost(config)
-            reason = self.limits.violation(macs, params)
+            costs = self.cost(config)
+            reason = self.limits.violation(costs) or (self.feasibility.violation(costs) if self.feasibility else None)
             if reason is None:
-                break
-            self.store.reject(trial, config.to_dict(), reason)
-        else:
-            raise UserError(f"{self.max_rejections} proposals in a row were over the cost limits "
-                            "(--max-macs/--max-params): raise the limits or narrow the space")
-        config_dict = config.to_dict()
-        key = str(trial.number)
-        self._running[key] = (trial, config_dict)
-        self.listener.trial_started(trial.number, config_dict)
-        return TrialRequest(key=key, arch=config_dict, settings=self.settings, data=SEARCH_DATA,
-                            keep_weights=self.keep.wanted)
+                proposals.append(_Proposal(trial, config.to_dict(), costs))
+                rejected_in_a_row = 0
+            else:
+                self.store.reject(trial, config.to_dict(), reason)
+                rejected_in_a_row += 1
+        return proposals
 
-    def on_progress(self, key: str, epoch: EpochMetrics) -> None:
+    def _select(self, proposals: list[_Proposal], needed: int) -> list[_Proposal]:
+        """Without a prefilter, all of them; with one, its best fraction, best first, at most `needed` (the rest are
+        told to the sampler as rejected, so no kept proposal is left unrun when the study is full)."""
+        if self.prefilter is None:
+            return proposals
+        kept, skipped = self.prefilter.split([(p.config, p.costs) for p in proposals], needed)
+        for index, reason in skipped.items():
+            self.store.reject(proposals[index].trial, proposals[index].config, reason)
+        return [proposals[index] for index in kept]
+
+    def on_progress(self, key: str, epoch: EpochMetrics) -> Signal | None:
         self.listener.trial_progress(int(key), epoch.epoch, epoch.val_accuracy)
+        if self.early_stop is None:
+            return None
+        proposal = self._running[key]
+        decision = self.early_stop.judge(proposal.trial, epoch.epoch, epoch.val_accuracy, proposal.costs)
+        if decision is None or not decision.stop:
+            return None
+        self._stopped[key] = decision
+        return STOP
 
     def on_finished(self, key: str, result: TrialResult) -> None:
-        trial, config = self._running.pop(key)
-        record = self.store.finish(trial, config, result)
+        proposal = self._running.pop(key)
+        decision = self._stopped.pop(key, None)
+        if result.outcome is Outcome.PRUNED:  # keep what was known when it stopped: its cost, and where it stopped
+            reason = decision.reason(self.early_stop.rungs.reduction_factor) if decision else result.error
+            result = replace(result, metrics={**proposal.costs, **result.metrics}, error=reason)
+            if decision:
+                proposal.trial.set_user_attr(RUNG_ATTR, decision.rung)
+        record = self.store.finish(proposal.trial, proposal.config, result)
         if result.outcome is Outcome.OK:
             self.keep.drop_off_front(self.store)
         self.listener.trial_finished(record)
 
     def on_interrupted(self, keys: list[str]) -> None:
-        """Runs cut off by Ctrl-C or an error: recorded as interrupted and queued again for --resume."""
-        for key in keys:
-            self.store.interrupt(self._running.pop(key)[0])
+        """Runs cut off by Ctrl-C or an error: recorded as interrupted and queued again for --resume; so are the
+        proposals that passed the prefilter but never started."""
+        for proposal in [self._running.pop(key) for key in keys] + self._queued:
+            if self.early_stop is not None:
+                self.early_stop.forget(proposal.trial.number)
+            self.store.interrupt(proposal.trial)
+        self._queued = []
