@@ -154,7 +154,7 @@ class _Lifter:
             self.visit(*_home(source, alias.name))
             return
         if source.split(".")[0] not in self.allowed:
-            raise LiftError(f"{where} from {source}; exported code may import only {', '.join(sorted(self.allowed))}")
+            raise LiftError(f"{where} from {source}; exported code may import only {_describe(self.allowed)}")
         known = self.imports.get(name)
         if (known is not None and known[1] is not value) or name in self.owners or name in self.reserved:
             raise LiftError(f"{where}, but {name!r} already means something else in the lifted file")
@@ -171,6 +171,12 @@ class _Lifter:
             self._resolve_import(user, name, statement, annotation=True)
         except LiftError:
             pass  # a package not allowed, or a clash: the annotation stays unresolved text, which is harmless
+
+
+def _describe(allowed: frozenset[str]) -> str:
+    if allowed >= sys.stdlib_module_names:
+        return ", ".join(["the standard library", *sorted(allowed - sys.stdlib_module_names)])
+    return ", ".join(sorted(allowed))
 
 
 def _home(module: str, name: str) -> tuple[str, str]:

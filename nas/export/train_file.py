@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 
 from vitnas.nas.export import standalone
 from vitnas.nas.export.lift import lift, module_head
 from vitnas.nas.trainer import TrainSettings
 
-TRAIN_PACKAGES = frozenset({"torch", "PIL", "argparse", "dataclasses", "time", "pathlib", "collections", "contextlib",
-                            "math", "typing"})
+# train.py may need the standard library, PIL and torch: what the recipe's code imports, whatever it grows into
+TRAIN_PACKAGES = frozenset(sys.stdlib_module_names) | {"torch", "PIL"}
 TRAIN_NAMES = ("TrainSettings", "CONFIG", "build_model", "dataclass")
 
 
