@@ -21,7 +21,7 @@ from pathlib import Path  # noqa: E402
 
 from vitnas.nas.metrics import parse_objectives  # noqa: E402
 from vitnas.nas.executor import Resources  # noqa: E402
-from vitnas.nas.search.runner import SearchSettings, open_study, run_search  # noqa: E402
+from vitnas.nas.search.runner import SearchSettings, load_inputs, open_study, run_search  # noqa: E402
 from vitnas.nas.trainer import TrainSettings  # noqa: E402
 from vitnas.nas.trial import TrialSettings  # noqa: E402
 
@@ -41,7 +41,8 @@ def _search(out: Path, study: str, trials: int, train: TrainSettings, robustness
                               trial=TrialSettings(train=train, robustness=robustness), out=out, study=study,
                               resources=Resources(workers=2, cpus_per_trial=1))
     start = time.time()
-    run_search(settings, open_study(settings), _Quiet())
+    with open_study(settings) as store:
+        run_search(settings, store, _Quiet(), load_inputs(settings))
     timings = [json.loads(p.read_text())["timing"] for p in sorted((out / study / "trials").glob("*/metrics.json"))]
     return start, timings
 

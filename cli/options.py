@@ -91,11 +91,17 @@ def check_device_here(device: str) -> None:
         raise UserError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s), numbered from 0")
 
 
-def check_search_device(device: str, gpus_per_trial: float) -> None:
-    """Ray hides the GPUs from a run that asked for none, so a CUDA device needs a GPU share per trial."""
+def check_search_device(device: str, gpus_per_trial: float, *, local: bool) -> None:
+    """Ray hides the GPUs from a run that asked for none, so a CUDA device needs a GPU share per trial; and a local
+    Ray has only this machine's GPUs (checked before the study exists, not by Ray after)."""
+    import torch
+
     if device.startswith("cuda") and gpus_per_trial == 0:
         raise UserError(f"--device {device}: a trial sees a GPU only with --gpus-per-trial > 0 (1, or 0.25 to pack "
                         "four on a GPU); or use --device auto")
+    if local and gpus_per_trial > 0 and not torch.cuda.is_available():
+        raise UserError(f"--gpus-per-trial {gpus_per_trial:g}: this machine has no CUDA GPU; use 0, or join a "
+                        "cluster with GPUs (--address)")
 
 
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}

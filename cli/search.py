@@ -107,6 +107,8 @@ def search(
                                                         "record it failed (over time). Default: 3 x --time, at "
                                                         "least --time + 60; none under --epochs.")] = None,
     precision: options.PrecisionOption = "auto",
+    allow_repeats: Annotated[bool, typer.Option(help="Run an architecture the study has run already when the "
+                                                "sampler proposes it again (default: rejected untrained).")] = False,
 ) -> None:
     """Search the MetaFormer space for architectures on the Pareto front of accuracy, MACs and robustness.
 
@@ -126,7 +128,8 @@ def search(
       vitnas search --dataset cifar10 --epochs 9 --early-stop moasha --prefilter naswot:keep=0.5
     """
     # Ray and Optuna load here, not at start-up: every other command stays quick
-    from vitnas.nas.search.runner import SearchSettings, default_study_name, open_study, run_search
+    from vitnas.nas.files import check_plain_name
+    from vitnas.nas.search.runner import SearchSettings, default_study_name, load_inputs, open_study, run_search
     from vitnas.nas.executor import Resources
     from vitnas.nas.search.feasibility import default_trial_timeout
     from vitnas.nas.search.moasha import EarlyStopping
@@ -135,10 +138,10 @@ def search(
     from vitnas.nas.search.weights import KeepWeights
 
     parsed_objectives = parse_objectives(objectives)
-    options.check_search_device(device, gpus_per_trial)
+    options.check_search_device(device, gpus_per_trial, local=address is None)
     if resume and study is None:
         raise UserError("--resume needs --study NAME (the study folder under --out to continue)")
-    name = study or default_study_name(space, dataset)
+    name = check_plain_name(study, "--study") if study is not None else default_study_name(space, dataset)
     trial = options.trial_settings(epochs, time, seed, device, robustness, search=True, precision=precision,
                                    measurements=measurements_for(parsed_objectives, parse_measurements(measure)))
     early = EarlyStopping(early_stop, grace, reduction_factor)
@@ -152,16 +155,18 @@ def search(
                           options.parse_count(max_params, "--max-params")),
         keep_weights=KeepWeights(keep_weights), storage=storage, resume=resume, early_stop=early,
         prefilter=None if prefilter is None else PrefilterSpec.parse(prefilter),
-        trial_timeout=trial_timeout or default_trial_timeout(trial.train))
+        trial_timeout=trial_timeout or default_trial_timeout(trial.train), allow_repeats=allow_repeats)
     console = Console(stderr=True)
-    store = open_study(settings)
-    console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials done)")
-    view = LiveView(trials, parsed_objectives, console)
-    with showing(view.live):
-        run_search(settings, store, view)
-    print_report(store.summary(), Console())
-    Console().print(f"report again with: vitnas report {store.directory}")
-    if store.counted_trials() < trials:  # Ctrl-C: Ray Tune stopped the trials; every finished one is stored
-        console.print(f"stopped after {store.counted_trials()} of {trials} trials: continue with the same command "
-                      f"and --study {name} --resume")
-        raise typer.Exit(130)
+    inputs = load_inputs(settings)  # a bad space or data set fails here, before the study exists
+    with open_study(settings) as store:
+        console.print(f"study [bold]{name}[/] in {store.directory} ({store.counted_trials()} of {trials} trials "
+                      "done)")
+        view = LiveView(trials, parsed_objectives, console)
+        with showing(view.live):
+            run_search(settings, store, view, inputs)
+        print_report(store.summary(), Console())
+        Console().print(f"report again with: vitnas report {store.directory}")
+        if store.counted_trials() < trials:  # Ctrl-C: Ray Tune stopped the trials; every finished one is stored
+            console.print(f"stopped after {store.counted_trials()} of {trials} trials: continue with the same "
+                          f"command and --study {name} --resume")
+            raise typer.Exit(130)

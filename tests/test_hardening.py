@@ -399,3 +399,165 @@ def test_a_study_whose_proposals_were_all_rejected_can_be_started_afresh(tmp_pat
     _run_one(again)
     with pytest.raises(UserError, match="--resume"):  # a study that ran a trial is never started afresh
         StudyStore.create(tmp_path / "s", _spec(), make_sampler("random", 0))
+
+
+# -- the search driver (items 4, 5, 6, 11, 27) --------------------------------------------------------------------
+
+SEARCH_OPTIONS = {"--dataset": DATA, "--epochs": "1", "--robustness": "none", "--sampler": "random", "--trials": "3"}
+SEARCH = ["search", *(item for pair in SEARCH_OPTIONS.items() for item in pair)]
+
+
+@pytest.fixture
+def no_trials_run(monkeypatch):
+    """`vitnas search` up to its study, without Ray: the study is opened (or refused) exactly as in a real search."""
+    import vitnas.nas.search.runner
+
+    monkeypatch.setattr(vitnas.nas.search.runner, "run_search", lambda *args, **kwargs: None)
+
+
+@pytest.mark.parametrize("change, option, original", [
+    ({"--seed": "1"}, "--seed", "--seed 0"), ({"--robustness": "gaussian:0.1"}, "--robustness", "--robustness none"),
+    ({"--time": "5", "--epochs": None}, "--epochs/--time", "--epochs 1"),
+    ({"--epochs": "2"}, "--epochs/--time", "--epochs 1"), ({"--sampler": "tpe"}, "--sampler", "--sampler random"),
+    ({"--measure": "latency"}, "--measure", "measurements"),
+])
+def test_resume_refuses_a_change_to_what_defines_the_study(tmp_path, no_trials_run, change, option, original):
+    where = ["--out", str(tmp_path), "--study", "s"]
+    first = runner.invoke(app, [*SEARCH, *where])
+    assert first.exit_code == 130 and (tmp_path / "s" / "study.json").is_file(), first.output  # 0 of 3 trials
+    changed = {k: v for k, v in {**SEARCH_OPTIONS, **change}.items() if v is not None}
+    args = ["search", *(item for pair in changed.items() for item in pair), *where, "--resume"]
+    _one_line_error(runner.invoke(app, args), option, original)
+    same = runner.invoke(app, [*SEARCH, *where, "--resume"])
+    assert same.exit_code == 130, same.output
+
+
+@pytest.mark.parametrize("name", ["q?x", "a%20b", "../x", ".hidden", "a/b", "x" * 101, "a b"])
+def test_study_names_are_plain_folder_names(tmp_path, no_trials_run, name):
+    out = tmp_path / "runs"
+    _one_line_error(runner.invoke(app, [*SEARCH, "--out", str(out), "--study", name]), "--study")
+    assert not tmp_path.joinpath("x").exists() and not out.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ["--space", "no-such-space"], ["--dataset", "/no/such/data"],
+    *([["--gpus-per-trial", "1"]] if not torch.cuda.is_available() else []),
+])
+def test_a_failed_start_leaves_no_study(tmp_path, no_trials_run, args):
+    _one_line_error(runner.invoke(app, [*SEARCH, *args, "--out", str(tmp_path), "--study", "s"]))
+    assert not (tmp_path / "s").exists()
+
+
+def _search_settings(tmp_path, **changes):
+    from vitnas.nas.metrics import parse_objectives
+    from vitnas.nas.search.runner import SearchSettings
+    from vitnas.nas.trainer import TrainSettings
+    from vitnas.nas.trial import TrialSettings
+
+    fields = dict(space="metaformer", dataset=DATA, trials=12, objectives=parse_objectives("accuracy,macs"),
+                  sampler="random", trial=TrialSettings(train=TrainSettings(epochs=1), robustness="none"),
+                  out=tmp_path, study="s")
+    return SearchSettings(**{**fields, **changes})
+
+
+class _Quiet:
+    def trial_started(self, number, config): pass
+    def trial_progress(self, number, epoch, val_accuracy): pass
+    def trial_finished(self, record): pass
+
+
+def _producer(store, settings, propose=None, **kwargs):
+    from vitnas.nas.search.searcher import CostLimits, OptunaProducer
+
+    space = load_space("metaformer")
+    propose = propose or (lambda trial: space.suggest(trial, image_size=8, in_chans=1, num_classes=2))
+    return OptunaProducer(store, propose, lambda config: {"macs": 10, "params": 5}, CostLimits(), settings.trials,
+                          settings.trial, _Quiet(), max_rejections=20, **kwargs)
+
+
+def _drive(producer, n: int) -> list[dict]:
+    """What the executor does with one worker: request, run, finish, in turn (every run OK)."""
+    from vitnas.nas.executor import TrialResult
+    from vitnas.nas.outcome import Outcome
+
+    configs = []
+    for i in range(n):
+        request = producer.next_request()
+        configs.append(request.arch)
+        producer.on_finished(request.key, TrialResult(Outcome.OK, {"val_accuracy": 0.5, "macs": 10 + i}))
+    return configs
+
+
+def test_a_resumed_search_continues_the_samplers_sequence(tmp_path):
+    """Even where repeats are allowed, the resumed sampler does not start over at its first proposals."""
+    from vitnas.nas.search.runner import open_study
+
+    settings = _search_settings(tmp_path)
+    with open_study(settings) as store:
+        first = _drive(_producer(store, settings, allow_repeats=True), 4)
+    with open_study(_search_settings(tmp_path, resume=True)) as store:
+        resumed = _drive(_producer(store, settings, allow_repeats=True), 4)
+    assert not [c for c in resumed if c in first]
+
+
+def test_an_architecture_the_study_ran_is_not_run_again_unless_asked(tmp_path):
+    from vitnas.nas.search.runner import open_study
+    from vitnas.search_spaces.config import ArchConfig
+
+    settings = _search_settings(tmp_path)
+    same = load_space("metaformer").default_config(8, 1, 2)
+    with open_study(settings) as store:
+        _drive(_producer(store, settings, lambda trial: same), 1)
+        with pytest.raises(UserError, match="the architecture of trial 0"):
+            _producer(store, settings, lambda trial: same).next_request()
+        assert store.counted_trials() == 1  # the repeats were rejected untrained
+        assert _drive(_producer(store, settings, lambda trial: same, allow_repeats=True), 1) == [same.to_dict()]
+    assert ArchConfig.from_dict(same.to_dict()) == same
+
+
+def test_a_second_driver_on_a_study_is_refused_until_the_first_ends(tmp_path):
+    from vitnas.nas.search.runner import open_study
+
+    with open_study(_search_settings(tmp_path)) as store:
+        with pytest.raises(UserError, match=rf"being run by pid {os.getpid()} on "):
+            open_study(_search_settings(tmp_path, resume=True))
+        assert store.lock is not None
+    with open_study(_search_settings(tmp_path, resume=True)):
+        pass
+
+
+def test_joining_a_cluster_that_is_not_there_is_one_line(monkeypatch):
+    import ray
+
+    from vitnas.nas.executor import Resources
+    from vitnas.nas.executor.run import _start_ray
+
+    def no_cluster(**kwargs):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "init", no_cluster)
+    with pytest.raises(UserError, match="--address auto: Could not find any running Ray instance"):
+        _start_ray(Resources(address="auto"))
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_study_the_second_is_refused(tmp_path):
+    """Two `vitnas search` processes on one study: the second says who runs it and exits 2, without running."""
+    import signal
+    import subprocess
+    import sys
+
+    options = {**SEARCH_OPTIONS, "--epochs": "30", "--trials": "2"}  # the first runs for minutes
+    args = [sys.executable, "-m", "vitnas.cli", "search", *(item for pair in options.items() for item in pair),
+            "--out", str(tmp_path), "--study", "d"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "d" / "study.json").exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.5)
+        second = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and f"being run by pid {first.pid} on " in second.stderr, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()

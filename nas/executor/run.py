@@ -67,7 +67,11 @@ def _start_ray(resources: Resources) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the producer's store is the record
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if resources.address:
-        ray.init(address=resources.address, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            ray.init(address=resources.address, log_to_driver=False, logging_level=logging.ERROR)
+        except ConnectionError as err:  # `auto` with no cluster on this machine, or a head that went away
+            raise UserError(f"--address {resources.address}: {str(err).splitlines()[0]} Start one with `ray start "
+                            "--head`, or leave --address out for a local Ray.") from None
         return
     need = resources.workers * resources.cpus_per_trial
     ray.init(num_cpus=max(os.cpu_count() or 1, int(need + 0.999)), include_dashboard=False, log_to_driver=False,
@@ -143,6 +147,7 @@ class _Scheduler(_DriverOnly, FIFOScheduler):
         for trial in tune_controller.get_live_trials():
             if trial.trial_id in overdue and trial.temporary_state.ray_actor is not None:
                 ray.kill(trial.temporary_state.ray_actor)
+                self.dispatcher.killed(trial.trial_id)
         return super().choose_trial_to_run(tune_controller)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:

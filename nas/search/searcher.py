@@ -1,9 +1,9 @@
 """The search as a producer on the trial executor: Optuna proposes each architecture, the study store keeps each result.
 
 Asked for the next run, it asks Optuna's study for a config (define-by-run through the space), rejects configs over
-the MACs/params limits or infeasible for the budget before they cost anything, optionally keeps only the best of a
-batch by a zero-cost proxy (--prefilter), stops runs that MO-ASHA judges at a rung (--early-stop), and records each
-run in the study store the moment it ends.
+the MACs/params limits, infeasible for the budget or already run in the study (a sampler may propose an architecture
+again) before they cost anything, optionally keeps only the best of a batch by a zero-cost proxy (--prefilter), stops
+runs that MO-ASHA judges at a rung (--early-stop), and records each run in the study store the moment it ends.
 """
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,7 +17,7 @@ from vitnas.nas.records import TrialRecord
 from vitnas.nas.search.feasibility import Feasibility
 from vitnas.nas.search.moasha import RUNG_ATTR, Decision, MoAsha
 from vitnas.nas.search.prefilter import Prefilter
-from vitnas.nas.search.study import StudyStore
+from vitnas.nas.search.study import StudyStore, config_key
 from vitnas.nas.search.weights import KeepWeights
 from vitnas.nas.trainer import EpochMetrics
 from vitnas.nas.trial import TrialSettings
@@ -64,11 +64,12 @@ class OptunaProducer:
                  total: int, settings: TrialSettings, listener: SearchListener, keep: KeepWeights = KeepWeights(),
                  max_rejections: int = MAX_CONSECUTIVE_REJECTIONS, *, feasibility: Feasibility | None = None,
                  prefilter: Prefilter | None = None, early_stop: MoAsha | None = None,
-                 trial_timeout: float | None = None):
+                 trial_timeout: float | None = None, allow_repeats: bool = False):
         self.store, self.propose, self.cost, self.limits = store, propose, cost, limits
         self.total, self.settings, self.listener, self.keep = total, settings, listener, keep
         self.max_rejections, self.feasibility, self.prefilter = max_rejections, feasibility, prefilter
-        self.early_stop, self.trial_timeout = early_stop, trial_timeout
+        self.early_stop, self.trial_timeout, self.allow_repeats = early_stop, trial_timeout, allow_repeats
+        self._ran = store.ran_configs()  # architecture -> the trial that ran it: not run again unless allowed
         self._queued: list[_Proposal] = []  # proposals that passed the prefilter, waiting for a worker
         self._running: dict[str, _Proposal] = {}
         self._stopped: dict[str, Decision] = {}  # runs MO-ASHA stopped, until they end
@@ -102,7 +103,8 @@ class OptunaProducer:
                 self.store.reject(trial, {}, str(err))
                 raise
             costs = self.cost(config)
-            reason = self.limits.violation(costs) or (self.feasibility.violation(costs) if self.feasibility else None)
+            reason = (self.limits.violation(costs) or (self.feasibility.violation(costs) if self.feasibility else None)
+                      or self._repeat(config.to_dict(), proposals))
             if reason is None:
                 proposals.append(_Proposal(trial, config.to_dict(), costs))
                 rejected_in_a_row = 0
@@ -110,6 +112,17 @@ class OptunaProducer:
                 self.store.reject(trial, config.to_dict(), reason)
                 rejected_in_a_row += 1
         return proposals
+
+    def _repeat(self, config: dict, pending: list[_Proposal]) -> str | None:
+        """Why `config` is not run: the study ran it, or it is running or waiting to run; None when it is new (or
+        repeats are allowed: with a time budget a repeat measures the noise of training)."""
+        if self.allow_repeats:
+            return None
+        taken = {**self._ran, **{config_key(p.config): p.trial.number
+                                 for p in (*self._running.values(), *self._queued, *pending)}}
+        number = taken.get(config_key(config))
+        return None if number is None else (f"rejected before training: the architecture of trial {number} "
+                                            "(--allow-repeats runs it again)")
 
     def _select(self, proposals: list[_Proposal], needed: int) -> list[_Proposal]:
         """Without a prefilter, all of them; with one, its best fraction, best first, at most `needed` (the rest are
@@ -141,6 +154,7 @@ class OptunaProducer:
             if decision:
                 proposal.trial.set_user_attr(RUNG_ATTR, decision.rung)
         record = self.store.finish(proposal.trial, proposal.config, result)
+        self._ran[config_key(proposal.config)] = proposal.trial.number
         if result.outcome is Outcome.OK:
             self.keep.drop_off_front(self.store)
         self.listener.trial_finished(record)

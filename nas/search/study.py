@@ -124,6 +124,15 @@ class StudyStore:
     def __init__(self, directory: Path, spec: StudySpec, study: optuna.Study):
         self.directory, self.spec, self.study = directory, spec, study
         self._driver = {"host": socket.gethostname(), "pid": os.getpid()}
+        self.lock: TextIO | None = None  # hold_lock's file, while this process drives the study
+
+    def __enter__(self) -> "StudyStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.lock is not None:
+            self.lock.close()  # frees the study for the next driver
+            self.lock = None
 
     @classmethod
     def create(cls, directory: Path, spec: StudySpec, sampler: optuna.samplers.BaseSampler) -> "StudyStore":
