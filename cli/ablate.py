@@ -116,12 +116,14 @@ def run(
     from vitnas.nas.ablation.store import STUDY_FILE, AblationStore
     from vitnas.nas.ablation.study import load_study, profile_with_seeds
     from vitnas.nas.executor import Resources
+    from vitnas.nas.files import check_writable
 
     resources = Resources(workers=workers, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                           address=address)
     loaded = load_study(study)
     chosen = profile_with_seeds(loaded.profile(profile), seeds)
     directory = out or Path("runs") / "ablate" / f"{loaded.name}-{chosen.name}"
+    check_writable(directory, "--out", folder=True)
     datasets, runs = prepare(loaded, chosen)
     if resume and (directory / STUDY_FILE).exists():
         store = AblationStore.open(directory)

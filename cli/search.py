@@ -128,7 +128,7 @@ def search(
       vitnas search --dataset cifar10 --epochs 9 --early-stop moasha --prefilter naswot:keep=0.5
     """
     # Ray and Optuna load here, not at start-up: every other command stays quick
-    from vitnas.nas.files import check_plain_name
+    from vitnas.nas.files import check_plain_name, check_writable
     from vitnas.nas.search.runner import SearchSettings, default_study_name, load_inputs, open_study, run_search
     from vitnas.nas.executor import Resources
     from vitnas.nas.search.feasibility import default_trial_timeout
@@ -142,6 +142,7 @@ def search(
     if resume and study is None:
         raise UserError("--resume needs --study NAME (the study folder under --out to continue)")
     name = check_plain_name(study, "--study") if study is not None else default_study_name(space, dataset)
+    check_writable(out / name, "--out", folder=True)
     trial = options.trial_settings(epochs, time, seed, device, robustness, search=True, precision=precision,
                                    measurements=measurements_for(parsed_objectives, parse_measurements(measure)))
     early = EarlyStopping(early_stop, grace, reduction_factor)

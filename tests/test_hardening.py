@@ -103,6 +103,13 @@ def test_train_refuses_an_unwritable_out_before_training(tmp_path, no_training, 
     assert (tmp_path / "a_file").read_text() == "not a folder"
 
 
+@pytest.mark.parametrize("command", [["search", "--dataset", DATA], ["ablate", "poolformer-token-mixer"]])
+def test_search_and_ablate_refuse_an_out_they_cannot_write(tmp_path, command):
+    (tmp_path / "a_file").write_text("not a folder")
+    _one_line_error(runner.invoke(app, [*command, "--out", str(tmp_path / "a_file")]), "--out")
+    assert (tmp_path / "a_file").read_text() == "not a folder"
+
+
 def test_evaluate_refuses_a_heatmap_path_that_is_a_folder_before_measuring(checkpoint, tmp_path):
     _one_line_error(runner.invoke(app, ["evaluate", str(checkpoint), "--heatmap", str(tmp_path)]), "--heatmap",
                     "folder")
