@@ -81,7 +81,7 @@ def meco(model: nn.Module, images: torch.Tensor, seed: int = 0) -> float:
         first = output[0]
         # conv outputs are (C, H, W); linear outputs are (..., C), channels last
         channels = first.flatten(1) if isinstance(module, nn.Conv2d) else first.reshape(-1, first.shape[-1]).T
-        if channels.shape[1] < 2:  # one position (a pooled head): no correlation to measure
+        if min(channels.shape) < 2:  # one position (a pooled head) or one channel: no correlation to measure
             return
         if len(channels) > MECO_CHANNELS:
             channels = channels[torch.randperm(len(channels), generator=generator)[:MECO_CHANNELS].to(first.device)]

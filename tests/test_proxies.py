@@ -62,6 +62,7 @@ def test_meco_by_hand():
     together = torch.tensor([[[1.0, 2.0], [-1.0, -2.0], [2.0, 4.0], [0.0, 0.0]]])
     assert meco(identity, uncorrelated) == pytest.approx(1.0)
     assert meco(identity, together) == pytest.approx(0.0, abs=1e-9)
+    assert meco(_linear([[1, 1]]), uncorrelated) == 0.0  # one channel: no correlation, the layer adds nothing
 
 
 def test_proxies_of_a_space_model_are_finite_and_seeded(data, arch):

@@ -133,14 +133,16 @@ def _request(key: str, timeout: float | None, epochs: int = 1) -> TrialRequest:
                                                measurements=frozenset()))
 
 
-def test_the_dispatcher_reports_a_run_over_its_timeout_once_and_ends_it_failed_over_time():
+def test_the_dispatcher_reports_a_run_over_its_timeout_until_killed_and_ends_it_failed_over_time():
     producer = _Recorder([_request("late", 0.05), _request("free", None)])
     dispatcher = Dispatcher(producer, {"d"})
     dispatcher.next_request("t1"), dispatcher.next_request("t2")
     assert dispatcher.overdue() == []
     time.sleep(0.1)
-    assert dispatcher.overdue() == ["t1"] and dispatcher.overdue() == []
-    dispatcher.ended("t1")  # its actor was killed: Tune ends it without a report
+    assert dispatcher.overdue() == ["t1"] == dispatcher.overdue()  # until the executor has killed it
+    dispatcher.killed("t1")
+    assert dispatcher.overdue() == []
+    dispatcher.ended("t1")  # Tune ends the killed run without a report
     result = producer.results["late"]
     assert result.outcome is Outcome.FAILED and result.error.startswith("over time")
 
@@ -150,9 +152,9 @@ def test_a_run_over_its_timeout_is_killed_on_ray_and_the_others_go_on(tmp_path, 
     from vitnas.nas.executor.run import execute
 
     producer = _Recorder([_request("late", 5.0, epochs=10_000), _request("quick", None)])
-    start = time.monotonic()
     execute(producer, {"d": data}, Resources(workers=2, cpus_per_trial=1), tmp_path)
-    assert time.monotonic() - start < 120
     assert producer.results["quick"].outcome is Outcome.OK
     late = producer.results["late"]
-    assert late.outcome is Outcome.FAILED and late.error.startswith("over time") and late.duration_s < 30
+    # 10,000 epochs would take hours; it is killed once its worker is up (a worker's start on a loaded machine
+    # can take longer than the 5 s timeout itself)
+    assert late.outcome is Outcome.FAILED and late.error.startswith("over time") and late.duration_s < 120

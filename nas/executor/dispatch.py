@@ -26,7 +26,7 @@ class Dispatcher:
         self._started: dict[str, tuple[float, float]] = {}  # trial id -> (monotonic, wall clock) at request
         self._history: dict[str, list[dict]] = {}
         self._stopping: set[str] = set()  # runs the producer stopped: they end PRUNED
-        self._over_time: set[str] = set()  # runs over their timeout, being killed: they end FAILED
+        self._over_time: set[str] = set()  # runs killed over their timeout: they end FAILED
 
     @property
     def stopped(self) -> bool:
@@ -62,13 +62,15 @@ class Dispatcher:
         return False
 
     def overdue(self) -> list[str]:
-        """Runs past their request's timeout that were not reported overdue before: the executor kills them."""
+        """Runs past their request's timeout and not killed yet: the executor kills each once it has a worker."""
         now = time.monotonic()
-        late = [trial_id for trial_id, request in self._running.items()
+        return [trial_id for trial_id, request in self._running.items()
                 if request.timeout_s is not None and trial_id not in self._over_time
                 and now - self._started[trial_id][0] > request.timeout_s]
-        self._over_time.update(late)
-        return late
+
+    def killed(self, trial_id: str) -> None:
+        """The executor killed this overdue run's worker: it ends FAILED, over time."""
+        self._over_time.add(trial_id)
 
     def finished(self, trial_id: str, result: TrialResult) -> None:
         """A run reported its result. A run stopped in its last moments keeps the result it reached."""

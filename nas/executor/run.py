@@ -147,6 +147,7 @@ class _Scheduler(_DriverOnly, FIFOScheduler):
         for trial in tune_controller.get_live_trials():
             if trial.trial_id in overdue and trial.temporary_state.ray_actor is not None:
                 ray.kill(trial.temporary_state.ray_actor)
+                self.dispatcher.killed(trial.trial_id)
         return super().choose_trial_to_run(tune_controller)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
