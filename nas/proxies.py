@@ -5,7 +5,7 @@
   log |det K|. Networks whose untrained activations tell the images apart score high.
 - synflow (Tanaka et al. 2020, as a NAS proxy by Abdelfattah et al. 2021): with every parameter replaced by its
   absolute value and an all-ones input, in float64, R = sum of the outputs; the score is the log of
-  sum(theta * dR/dtheta) over all parameters. It needs no data and measures how much signal flows end to end.
+  sum |theta * dR/dtheta| over all parameters. It needs no data and measures how much signal flows end to end.
 - MeCo (Jiang et al. 2023): for one image, the Pearson correlation matrix between the channels of each conv or
   linear layer's output (across its spatial positions or tokens); the score is the sum over layers of each matrix's
   smallest eigenvalue. As in the paper's faster variant, a layer wider than MECO_CHANNELS is scored on that many of
@@ -67,7 +67,8 @@ def synflow(model: nn.Module, images: torch.Tensor) -> float:
             parameter.abs_()
     with eval_mode(flow_model):
         flow_model(torch.ones((1, *images.shape[1:]), dtype=torch.float64, device=images.device)).sum().backward()
-    total = sum((p * p.grad).sum().item() for p in flow_model.parameters() if p.grad is not None)
+    # |theta * dR/dtheta| per parameter: norm layers centre activations, so single terms can be negative
+    total = sum((p * p.grad).abs().sum().item() for p in flow_model.parameters() if p.grad is not None)
     return math.log(total) if total > 0 else -math.inf
 
 
