@@ -20,14 +20,8 @@ SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: avx512_bf16_imaginary\n"
 
 
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset(DATA, seed=0)
-
-
-@pytest.fixture(scope="module")
-def arch():
-    return load_space("metaformer").sample(1, seed=0, image_size=8, in_chans=1, num_classes=3)[0]
+data = pytest.fixture(scope="module")(lambda: load_dataset(DATA, seed=0))
+arch = pytest.fixture(scope="module")(lambda: load_space("metaformer").default_config(8, 1, 3))
 
 
 def test_cpuinfo_flags_tell_native_bf16():
