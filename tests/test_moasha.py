@@ -181,7 +181,7 @@ def test_a_resumed_search_ranks_against_the_rung_records_it_had(tmp_path):
     producer.on_progress(request.key, _epoch(1, 0.9))
     producer.on_finished(request.key, TrialResult(Outcome.OK, {"val_accuracy": 0.9, "macs": 100}))
     reopened = StudyStore.open(tmp_path / "m", make_sampler("random", 0))
-    resumed = _producer(reopened, [300])
+    resumed = _producer(reopened, [300] * 10)  # a proposal repeating the study's architecture is skipped
     late = resumed.next_request()
     assert resumed.on_progress(late.key, _epoch(1, 0.4)) is STOP
 
