@@ -27,10 +27,9 @@ from vitnas.nas.files import json_text, write_atomic, write_text_atomic
 from vitnas.nas.metrics import objective_values
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_record
-from vitnas.nas.study_reader import DEFAULT_DATABASE, DEFAULT_STORAGE, sqlite_file
+from vitnas.nas.study_reader import DEFAULT_DATABASE, DEFAULT_STORAGE, STUDY_FILE, sqlite_file
 from vitnas.errors import UserError
 
-STUDY_FILE = "study.json"
 LOCK_FILE = ".lock"
 WEIGHTS_FILE = "model.pt"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
