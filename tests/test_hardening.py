@@ -408,6 +408,72 @@ def test_a_study_whose_proposals_were_all_rejected_can_be_started_afresh(tmp_pat
         StudyStore.create(tmp_path / "s", _spec(), make_sampler("random", 0))
 
 
+# -- 28. a trial killed between its files and the storage write -------------------------------------------------
+
+def _killed_before_the_storage_write(directory: Path, monkeypatch, cut_after: str) -> None:
+    """A driver that dies (pid of a finished process) after writing the trial folder up to `cut_after`."""
+    import socket
+    import subprocess
+    import sys
+
+    from vitnas.nas.search import study as study_module
+    from vitnas.nas.search.samplers import make_sampler
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store = study_module.StudyStore.create(directory, _spec(), make_sampler("random", 0))
+    written, real_write = [], study_module.write_text_atomic
+
+    def kill(*_):
+        raise KeyboardInterrupt  # nothing after this point happens
+
+    def write_until_cut(path, text):
+        if written and written[-1] == cut_after:
+            kill()
+        real_write(path, text)
+        written.append(Path(path).name)
+
+    monkeypatch.setattr(study_module, "write_text_atomic", write_until_cut)
+    monkeypatch.setattr(study_module.StudyStore, "_tell", kill)
+    trial = store.ask()
+    trial.set_user_attr("driver", {"host": socket.gethostname(), "pid": int(dead.stdout)})
+    with pytest.raises(KeyboardInterrupt):
+        _run_one_on(store, trial)
+    monkeypatch.undo()
+
+
+def _run_one_on(store, trial) -> None:
+    from vitnas.nas.executor import TrialResult
+    from vitnas.nas.outcome import Outcome
+
+    store.finish(trial, {"name": "a0"}, TrialResult(Outcome.OK, {"val_accuracy": 0.75, "macs": 10, "params": 5}))
+
+
+def test_a_trial_killed_after_its_files_is_recorded_from_them_on_resume(tmp_path, monkeypatch):
+    from vitnas.nas.search.samplers import make_sampler
+    from vitnas.nas.search.study import StudyStore
+    from vitnas.nas.study_reader import read_study
+
+    _killed_before_the_storage_write(tmp_path / "s", monkeypatch, cut_after="metrics.json")
+    assert read_study(tmp_path / "s").trials[0].state == "RUNNING"
+    StudyStore.open(tmp_path / "s", make_sampler("random", 1)).recover_interrupted()
+    (trial,) = read_study(tmp_path / "s").trials
+    on_disk = json.loads((tmp_path / "s" / "trials" / "0000" / "metrics.json").read_text())
+    assert (trial.state, trial.outcome, trial.values["accuracy"]) == ("COMPLETE", "ok", 0.75)
+    assert on_disk["status"] == "ok" and trial.config == {"name": "a0"}
+
+
+def test_a_trial_killed_while_writing_its_files_runs_again_and_claims_nothing(tmp_path, monkeypatch):
+    from vitnas.nas.search.samplers import make_sampler
+    from vitnas.nas.search.study import StudyStore
+    from vitnas.nas.study_reader import read_study
+
+    _killed_before_the_storage_write(tmp_path / "s", monkeypatch, cut_after="log.txt")
+    StudyStore.open(tmp_path / "s", make_sampler("random", 1)).recover_interrupted()
+    states = [(t.state, t.outcome) for t in read_study(tmp_path / "s").trials]
+    assert states == [("FAIL", "interrupted"), ("WAITING", None)]  # failed as interrupted, its config queued again
+    assert not (tmp_path / "s" / "trials" / "0000" / "metrics.json").exists()
+
+
 # -- the search driver (items 4, 5, 6, 11, 27) --------------------------------------------------------------------
 
 SEARCH_OPTIONS = {"--dataset": DATA, "--epochs": "1", "--robustness": "none", "--sampler": "random", "--trials": "3"}

@@ -5,8 +5,8 @@ seed, budget, robustness suite, measurements; checked on --resume), `study.db` (
 recorded relative to the folder), `.lock` (held by the driver running the study), `trials/NNNN/` (config.yaml,
 metrics.json, log.txt of each finished trial, and model.pt, its trained weights, as --keep-weights says: a trial
 folder loads like a `vitnas train` checkpoint). The Optuna storage is the source of truth; the files are written
-first and the storage told second, so a trial is either finished in the storage with its files, or still RUNNING
-and re-run on --resume.
+first (metrics.json last) and the storage told second, so a trial is either finished in the storage with its files, or
+still RUNNING: on --resume, one whose files are whole is told from them and any other runs again.
 
 How each run ended (vitnas.nas.outcome.Outcome) is the trial's `outcome` attribute; in Optuna's terms OK is
 COMPLETE, PRUNED is PRUNED and every other outcome is FAIL.
@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -191,16 +191,38 @@ class StudyStore:
                 and "config" in t.user_attrs}
 
     def recover_interrupted(self) -> list[int]:
-        """Trials left RUNNING by a driver on this host that no longer lives: mark them failed, queue them again."""
+        """Trials left RUNNING by a driver on this host that no longer lives. One killed after its files were all
+        written (metrics.json is the last) but before the storage was told is told now, from its files: files and
+        storage agree and the finished work is kept. Any other is failed as interrupted and its config queued again."""
         host = socket.gethostname()
         recovered = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             driver = frozen.user_attrs.get("driver", {})
             if driver.get("host") != host or _pid_alive(int(driver.get("pid", -1))):
                 continue  # another driver's live trial (e.g. a shared PostgreSQL study)
-            self.interrupt(optuna.trial.Trial(self.study, frozen._trial_id))
+            trial = optuna.trial.Trial(self.study, frozen._trial_id)
+            files = self._written_result(frozen.number)
+            if files is None:
+                self.interrupt(trial)
+            else:
+                self._tell(trial, *files)
             recovered.append(frozen.number)
         return recovered
+
+    def _written_result(self, number: int) -> tuple[dict, TrialResult] | None:
+        """The config and result a trial's folder holds, when every file was written; None otherwise."""
+        folder = self.trial_dir(number)
+        try:
+            record = json.loads((folder / "metrics.json").read_text())
+            config = yaml.safe_load((folder / "config.yaml").read_text())
+            log = (folder / "log.txt").read_text()
+            outcome = Outcome(record["status"])
+        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+            return None  # absent (the usual case) or cut short: the trial runs again
+        timing = record.get("timing") or {}
+        return config, TrialResult(outcome=outcome, metrics=record.get("metrics") or {}, error=record.get("error"),
+                                   history=record.get("history") or [], log=log, duration_s=timing.get("duration_s"),
+                                   started_at=timing.get("started_at"), finished_at=timing.get("finished_at"))
 
     def interrupt(self, trial: optuna.trial.Trial) -> None:
         """A trial whose run was cut off (Ctrl-C, killed driver): failed as interrupted, its config queued again."""
@@ -232,21 +254,26 @@ class StudyStore:
     def finish(self, trial: optuna.trial.Trial, config: dict, result: TrialResult) -> TrialRecord:
         """Persist one run's result: its files first (weights included), then its outcome and values in the storage."""
         outcome, error = result.outcome, result.error
-        values = None
         if outcome is Outcome.OK:
             values, error = self._objective_values(result.metrics)
             outcome = Outcome.OK if values is not None else Outcome.FAILED
-        self._write_files(self.trial_dir(trial.number), config, result, outcome, error)
+        result = replace(result, outcome=outcome, error=error)
+        self._write_files(self.trial_dir(trial.number), config, result)
+        return self._tell(trial, config, result)
+
+    def _tell(self, trial: optuna.trial.Trial, config: dict, result: TrialResult) -> TrialRecord:
+        """The storage learns a run's final outcome (the one its files record)."""
         trial.set_user_attr("config", config)
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("duration_s", result.duration_s)
-        trial.set_user_attr("outcome", outcome.value)
-        if error:
-            trial.set_user_attr("error", error)
-        if outcome is Outcome.OK:
+        trial.set_user_attr("outcome", result.outcome.value)
+        if result.error:
+            trial.set_user_attr("error", result.error)
+        if result.outcome is Outcome.OK:
+            values, _ = self._objective_values(result.metrics)
             frozen = self.study.tell(trial, [values[o.name] for o in self.spec.objectives])
         else:
-            state = optuna.trial.TrialState.PRUNED if outcome is Outcome.PRUNED else optuna.trial.TrialState.FAIL
+            state = optuna.trial.TrialState.PRUNED if result.outcome is Outcome.PRUNED else optuna.trial.TrialState.FAIL
             frozen = self.study.tell(trial, state=state)
         return self._record(frozen)
 
@@ -259,17 +286,18 @@ class StudyStore:
             return None, f"an objective is NaN: {values}"
         return values, None
 
-    def _write_files(self, folder: Path, config: dict, result: TrialResult, outcome: Outcome, error: str | None):
-        """The trial folder, laid out as a checkpoint (nas.checkpoint reads `dataset` and `seed`)."""
-        if result.weights is not None and outcome is Outcome.OK:
+    def _write_files(self, folder: Path, config: dict, result: TrialResult) -> None:
+        """The trial folder, laid out as a checkpoint (nas.checkpoint reads `dataset` and `seed`); metrics.json last,
+        so its presence means the folder is whole (recover_interrupted relies on it)."""
+        if result.weights is not None and result.outcome is Outcome.OK:
             write_atomic(folder / WEIGHTS_FILE, lambda out: out.write(result.weights))
         write_text_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        record = {"status": outcome.value, "error": error, "dataset": self.spec.dataset, "seed": self.spec.seed,
-                  "timing": {"duration_s": result.duration_s, "started_at": result.started_at,
-                             "finished_at": result.finished_at},
+        write_text_atomic(folder / "log.txt", result.log)
+        record = {"status": result.outcome.value, "error": result.error, "dataset": self.spec.dataset,
+                  "seed": self.spec.seed, "timing": {"duration_s": result.duration_s, "started_at": result.started_at,
+                                                     "finished_at": result.finished_at},
                   "metrics": result.metrics, "history": result.history}
         write_text_atomic(folder / "metrics.json", json_text(record, indent=2))
-        write_text_atomic(folder / "log.txt", result.log)
 
     # -- summaries -------------------------------------------------------------------------------------------
     def _record(self, frozen: optuna.trial.FrozenTrial) -> TrialRecord:
