@@ -46,6 +46,7 @@ def train(
     device: options.DeviceOption = "auto",
     robustness: options.RobustnessOption = "default",
     measure: options.MeasureOption = "all",
+    precision: options.PrecisionOption = "auto",
     out: Annotated[Path | None, typer.Option(help="Checkpoint folder (default runs/train-NAME-TIMESTAMP).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the checkpoint already in --out.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with every metric.")] = False,
@@ -72,7 +73,7 @@ def train(
     from vitnas.nas.trial import run_trial
 
     settings = options.trial_settings(epochs, time_budget, seed, device, robustness, search=False,
-                                      measurements=parse_measurements(measure))
+                                      measurements=parse_measurements(measure), precision=precision)
     data = load_dataset(dataset, seed=seed)
     arch = _architecture(preset, config, data)
     # a config's name is anyone's text (`../../tmp/x`): only a plain folder name of it becomes part of a path
