@@ -117,6 +117,12 @@ def search(
     Ctrl-C or a killed driver loses no finished trial: repeat the command with --resume. MACs count conv, linear
     and attention matmuls; FLOPs = 2 x MACs.
 
+    Trials rank on a validation subset (2,000 images) and measure test accuracy only with --measure test. When the
+    search has all its trials, each Pareto-front member is measured from its kept weights: test accuracy on up to
+    2,000 test images and the --robustness suite on 500 of them (test accuracy only for `none`), stored in the
+    study and the trial's metrics.json and shown by `vitnas report`. A member without weights (--keep-weights
+    none) is named and skipped; --resume measures only members not yet measured.
+
     Examples:
 
       vitnas search --space metaformer
@@ -164,7 +170,7 @@ def search(
                       "done)")
         view = LiveView(trials, parsed_objectives, console)
         with showing(view.live):
-            run_search(settings, store, view, inputs)
+            run_search(settings, store, view, inputs, say=lambda line: console.print(line, markup=False))
         print_report(store.summary(), Console())
         Console().print(f"report again with: vitnas report {store.directory}")
         if store.counted_trials() < trials:  # Ctrl-C: Ray Tune stopped the trials; every finished one is stored

@@ -15,7 +15,7 @@ from vitnas.errors import UserError
 from vitnas.nas import pareto
 from vitnas.nas.records import StudySummary, TrialRecord
 from vitnas.nas.files import json_safe
-from vitnas.nas.report_format import axis_label, config_summary, flatten, format_number
+from vitnas.nas.report_format import FINAL_COLUMNS, axis_label, config_summary, flatten, format_number
 
 
 def report_dict(summary: StudySummary) -> dict:
@@ -40,6 +40,7 @@ def report_dict(summary: StudySummary) -> dict:
             "number": trial.number, "state": trial.state, "values": trial.values, "config": trial.config,
             "metrics": trial.metrics, "duration_s": trial.duration_s, "error": trial.error,
             "outcome": trial.outcome, "started_at": trial.started_at, "finished_at": trial.finished_at,
+            "final_metrics": trial.final_metrics,
         }) for trial in trials],
         "pareto": [trial.number for trial in front],
         "hypervolume": pareto.hypervolume(points, reference, directions) if ranked else 0.0,
@@ -69,12 +70,17 @@ def print_report(summary: StudySummary, console: Console) -> None:
     table.add_column("trial", justify="right")
     for objective in report["objectives"]:
         table.add_column(Text(axis_label(objective)), justify="right")
+    finals = [key for key in FINAL_COLUMNS if any(key in by_number[n]["final_metrics"] for n in report["pareto"])]
+    for key in finals:
+        table.add_column(FINAL_COLUMNS[key], justify="right")
     table.add_column("config")
     for number in report["pareto"]:
         trial = by_number[number]
         marker = "*" if number == report["knee"] else ""
         table.add_row(f"{number}{marker}", *(Text(format_number(trial["values"][o["name"]]))
-                                             for o in report["objectives"]), Text(config_summary(trial["config"])))
+                                             for o in report["objectives"]),
+                      *(Text(format_number(trial["final_metrics"].get(key))) for key in finals),
+                      Text(config_summary(trial["config"])))
     console.print(table)
     reference = ", ".join(f"{name}={format_number(value)}" for name, value in report["reference_point"].items())
     console.print(Text(f"hypervolume {format_number(report['hypervolume'])} (reference point: {reference}; "
@@ -99,6 +105,7 @@ def write_csv(summary: StudySummary, path: str | Path) -> None:
         row.update({"duration_s": _blank_if_none(trial.duration_s), "seed": _blank_if_none(trial.seed),
                     "error": _blank_if_none(trial.error)})
         row.update(flatten(trial.metrics, "metrics."))
+        row.update(flatten(trial.final_metrics, "final."))
         row.update(flatten(trial.config, "config."))
         rows.append(row)
     fieldnames = list(dict.fromkeys(key for row in rows for key in row)) or ["number", "state", "pareto", *names]

@@ -6,6 +6,8 @@ from vitnas.nas.files import json_safe
 from vitnas.nas.metrics import METRICS
 
 CONFIG_SUMMARY_CHARS = 80
+# The front's final measurements (nas/search/final.py) that front tables show, with their column titles
+FINAL_COLUMNS = {"test_accuracy": "test acc (final)", "robustness": "robustness on test (final)"}
 
 
 def format_number(value) -> str:

@@ -14,7 +14,7 @@ from vitnas.nas.pareto import KNEE_RULE, REFERENCE_RULE
 from vitnas.nas.report_charts import (choice_charts, front_charts, importance_chart, placed_values,
                                       progress_chart)
 from vitnas.nas.report_diagram import architecture_svg, legend_html
-from vitnas.nas.report_format import config_summary, describe_objective, format_number
+from vitnas.nas.report_format import FINAL_COLUMNS, config_summary, describe_objective, format_number
 from vitnas.nas.report_importance import EVALUATORS, FANOVA_TREES, MIN_TRIALS, Importance, importance
 from vitnas.nas.report_page import Section, html_page, json_script, table
 from vitnas.nas.report_progress import hypervolume_progress
@@ -191,7 +191,9 @@ def _members(report: dict, study_dir: Path | None) -> Section | None:
     for number in report["pareto"]:
         trial = by_number[number]
         knee = " (knee)" if number == report["knee"] else ""
-        values = ", ".join(f"{o['name']} {format_number(trial['values'][o['name']])}" for o in report["objectives"])
+        values = ", ".join([f"{o['name']} {format_number(trial['values'][o['name']])}" for o in report["objectives"]]
+                           + [f"{title} {format_number(trial['final_metrics'][key])}"
+                              for key, title in FINAL_COLUMNS.items() if key in trial["final_metrics"]])
         config = json.dumps(trial["config"], indent=1, sort_keys=True)
         cards.append(f'<div class="card" id="trial-{number}"><h3>Trial {number}{escape(knee)}</h3>'
                      f"{architecture_svg(trial['config'])}<p>{escape(values)}</p>"
@@ -208,10 +210,15 @@ def _trials(report: dict) -> Section:
         return Section("All trials", '<p class="notice">This study has no trials yet.</p>')
     names = [objective["name"] for objective in report["objectives"]]
     front = set(report["pareto"])
-    header = "".join(f"<th>{escape(h)}</th>" for h in ["trial", "state", *names, "seconds", "architecture", "error"])
+    finals = {key: title for key, title in FINAL_COLUMNS.items()
+              if any(key in trial["final_metrics"] for trial in report["trials"])}
+    header = "".join(f"<th>{escape(h)}</th>" for h in ["trial", "state", *names, *finals.values(), "seconds",
+                                                       "architecture", "error"])
     rows = []
     for trial in report["trials"]:
         cells = [str(trial["number"]), trial["state"], *(format_number(trial["values"].get(n)) for n in names),
+                 *(format_number(trial["final_metrics"][key]) if key in trial["final_metrics"] else ""
+                   for key in finals),
                  format_number(trial["duration_s"]), config_summary(trial["config"], limit=None), trial["error"] or ""]
         classes = f"{trial['state']}{' front' if trial['number'] in front else ''}"
         rows.append(f'<tr class="{classes}">' + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")

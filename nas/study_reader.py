@@ -2,7 +2,8 @@
 
 Why not Optuna: loading a study through it imports Optuna and SQLAlchemy (about a second) and, on a file that is not
 an Optuna database, creates Optuna's tables in it. A report only reads, so it reads the few tables it needs directly
-(Optuna's RDB schema: studies, trials with their start and end times, trial_values, trial_user_attributes). A storage
+(Optuna's RDB schema: studies, trials with their start and end times, trial_values, trial_user_attributes, and
+study_user_attributes, where the front's final metrics are). A storage
 that is not SQLite (a shared PostgreSQL study) is read through the search's own store, which does import Optuna.
 """
 import json
@@ -80,8 +81,11 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
                                         "JOIN trials t USING (trial_id) WHERE t.study_id = ?", row).fetchall()
             attrs = connection.execute("SELECT a.trial_id, a.key, a.value_json FROM trial_user_attributes a "
                                        "JOIN trials t USING (trial_id) WHERE t.study_id = ?", row).fetchall()
+            study_attrs = dict(connection.execute("SELECT key, value_json FROM study_user_attributes "
+                                                  "WHERE study_id = ?", row).fetchall())
     except sqlite3.DatabaseError as err:  # not a database, or not Optuna's schema
         raise UserError(f"{database} is not a vitnas study database ({err}): give the folder the search wrote") from None
+    study = {key: json.loads(value_json) for key, value_json in study_attrs.items()}
     by_trial: dict[int, dict] = {}
     for trial_id, key, value_json in attrs:
         by_trial.setdefault(trial_id, {})[key] = json.loads(value_json)
@@ -94,7 +98,7 @@ def _read_trials(database: Path, name: str, objectives: list[Objective]) -> list
         user = by_trial.get(trial_id, {})
         if user.get("outcome") != Outcome.REJECTED.value:  # rejected proposals never ran
             records.append(trial_record(number, state, objective_values.get(trial_id, {}), user,
-                                        _timestamp(started), _timestamp(finished)))
+                                        _timestamp(started), _timestamp(finished), study))
     return records
 
 

@@ -55,7 +55,7 @@ def test_json_contract_shape():
                                     {"name": "macs", "direction": "minimize"}]
     assert [t["number"] for t in report["trials"]] == list(range(9))
     assert all(set(t) == {"number", "state", "values", "config", "metrics", "duration_s", "error", "outcome",
-                          "started_at", "finished_at"} for t in report["trials"])
+                          "started_at", "finished_at", "final_metrics"} for t in report["trials"])
     assert report["trials"][0]["metrics"]["cost"] == {"macs": 200.0, "params": 0}
     assert report["counts"] == {"complete": 5, "failed": 1, "pruned": 1, "running": 2}
     assert set(report["reference_point"]) == {"accuracy", "macs"}

@@ -1,6 +1,7 @@
-"""Run a search: read its inputs, open or create the study (locked for this driver), then run the trials Optuna
-proposes on the trial executor (Ray)."""
+"""Run a search: read its inputs, open or create the study (locked for this driver), run the trials Optuna proposes
+on the trial executor (Ray), then measure the front's members in full."""
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from vitnas.nas.files import folder_name
 from vitnas.nas.measurements import cost_metrics
 from vitnas.nas.records import Objective
 from vitnas.nas.search.feasibility import Feasibility, epoch_limit, peak_training_rate
+from vitnas.nas.search.final import measure_front
 from vitnas.nas.search.moasha import EarlyStopping, MoAsha
 from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.samplers import make_sampler
@@ -144,15 +146,23 @@ def _prefilter(settings: SearchSettings, data: Dataset) -> Prefilter | None:
                                                                      names=(proxy,))[proxy], settings.objectives)
 
 
-def run_search(settings: SearchSettings, store: StudyStore, listener: SearchListener,
-               inputs: SearchInputs) -> StudyStore:
-    """Run trials until the study holds settings.trials counted trials; every finished one is persisted at once."""
+def run_search(settings: SearchSettings, store: StudyStore, listener: SearchListener, inputs: SearchInputs,
+               say: Callable[[str], None] = lambda line: None) -> StudyStore:
+    """Run trials until the study holds settings.trials counted trials; every finished one is persisted at once.
+    A search that got them all (not one stopped early) then measures its front in full (nas/search/final.py),
+    telling `say` what it does."""
+    store.recover_interrupted()
+    if store.counted_trials() < settings.trials:
+        _run_trials(settings, store, listener, inputs)
+    if store.counted_trials() >= settings.trials:
+        measure_front(store, inputs.data, settings.trial, say)
+    return store
+
+
+def _run_trials(settings: SearchSettings, store: StudyStore, listener: SearchListener, inputs: SearchInputs) -> None:
     from vitnas.nas.executor.run import execute  # Ray loads only when a search runs
 
     space, data = inputs.space, inputs.data
-    store.recover_interrupted()
-    if store.counted_trials() >= settings.trials:
-        return store
 
     def propose(trial):
         return space.suggest(trial, image_size=data.image_size, in_chans=data.in_chans, num_classes=data.num_classes)
@@ -164,4 +174,3 @@ def run_search(settings: SearchSettings, store: StudyStore, listener: SearchList
                               early_stop=None if rungs is None else MoAsha(rungs, settings.objectives, store.study),
                               trial_timeout=settings.trial_timeout, allow_repeats=settings.allow_repeats)
     execute(producer, {SEARCH_DATA: data}, settings.resources, store.directory / "ray")
-    return store

@@ -300,16 +300,18 @@ class StudyStore:
         write_text_atomic(folder / "metrics.json", json_text(record, indent=2))
 
     # -- summaries -------------------------------------------------------------------------------------------
-    def _record(self, frozen: optuna.trial.FrozenTrial) -> TrialRecord:
+    def _record(self, frozen: optuna.trial.FrozenTrial, study_attrs: dict | None = None) -> TrialRecord:
         attrs = frozen.user_attrs
         state = _STATES.get(frozen.state, frozen.state.name)
         values = {o.name: v for o, v in zip(self.spec.objectives, frozen.values or ())}
         started, finished = (None if t is None else t.timestamp() for t in (frozen.datetime_start,
                                                                               frozen.datetime_complete))
-        return trial_record(frozen.number, state, values, attrs, started, finished)
+        return trial_record(frozen.number, state, values, attrs, started, finished, study_attrs)
 
     def summary(self) -> StudySummary:
         """Every trial except cost-limit rejections (which never ran)."""
-        trials = [self._record(t) for t in self.study.get_trials(deepcopy=False) if _outcome(t) is not Outcome.REJECTED]
+        study_attrs = self.study.user_attrs  # the front's final metrics (records.final_metrics_key)
+        trials = [self._record(t, study_attrs) for t in self.study.get_trials(deepcopy=False)
+                  if _outcome(t) is not Outcome.REJECTED]
         return StudySummary(name=self.spec.name, objectives=list(self.spec.objectives), trials=trials,
                             storage=self.spec.storage)
