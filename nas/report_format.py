@@ -7,7 +7,7 @@ from vitnas.nas.metrics import METRICS
 
 CONFIG_SUMMARY_CHARS = 80
 # The front's final measurements (nas/search/final.py) that front tables show, with their column titles
-FINAL_COLUMNS = {"test_accuracy": "test acc (final)", "robustness": "robustness on test (final)"}
+FINAL_COLUMNS = {"test_accuracy": "test acc", "robustness": "test robustness"}
 
 
 def format_number(value) -> str:
