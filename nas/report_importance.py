@@ -18,10 +18,10 @@ from functools import partial
 
 ABSENT = "absent"  # the value of a dimension a trial does not have: a stage it lacks, another mixer kind's setting
 DATA_FIELDS = ("name", "image_size", "in_chans", "num_classes")  # fixed by the data set, never searched
-MIN_TRIALS = 4  # fewer complete trials cannot split into a top set and the rest
 FANOVA_TREES = 64
 PED_ANOVA_TOP_TRIALS = 5  # PED-ANOVA compares the best trials, at least this many, with all of them
 PED_ANOVA_QUANTILE = 0.1  # ... or the best 10% when that is more
+MIN_TRIALS = PED_ANOVA_TOP_TRIALS + 1  # the top set must leave some trials out (Optuna asserts it)
 EVALUATORS = ("fANOVA", "PED-ANOVA")
 
 
