@@ -52,6 +52,9 @@ VIT = ((r"^cls_token$", "stem.cls_token"), (r"^pos_embed$", "stem.pos_embed"), (
        (r"^norm\.", "head.norm."))
 MIXER = ((r"^blocks\.", "stages.0.blocks."), (r"\.mlp_tokens\.", ".mixer.mlp."), (r"\.mlp_channels\.", ".channel."),
          (r"^head\.", "head.fc."), (r"^norm\.", "head.norm."))
+PVT = ((r"^patch_embed\.norm\.", "stem.post."), (r"^patch_embed\.", "stem."),
+       (r"\.downsample\.proj\.", ".downsample.conv."), (r"\.attn\.", ".mixer."), (r"\.mlp\.", ".channel."),
+       (r"^head\.", "head.fc."))
 CONVMIXER = ((r"^stem\.0\.", "stem.proj."), (r"^stem\.2\.", "stem.post.1."), (r"^blocks\.", "stages.0.blocks."),
              (r"\.0\.fn\.0\.", ".mixer.conv."), (r"\.0\.fn\.2\.", ".norm1."), (r"(blocks\.\d+)\.1\.", r"\1.channel."),
              (r"(blocks\.\d+)\.3\.", r"\1.norm2."), (r"^head\.", "head.fc."))
@@ -82,6 +85,7 @@ PAIRS = (
     Pair("deit_small", "deit_small_patch16_224", VIT),
     Pair("mixer_s16", "mixer_s16_224", MIXER),
     Pair("convmixer_768_32", "convmixer_768_32", CONVMIXER),
+    Pair("pvt_v2_b1", "pvt_v2_b1", PVT),
 )
 
 

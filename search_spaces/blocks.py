@@ -15,12 +15,14 @@ class MetaFormerBlock(nn.Module):
     post_norm True (ConvMixer): x + drop(norm1(act(mixer(x)))), then norm2(act(pointwise(x))), the pointwise part
     without residual; mlp_ratio and layer_scale are unused.
     `res_scale` (MetaFormer baselines, pre-norm only) scales each residual per channel by a learned vector started
-    at that value: rs1(x) + ..., rs2(x) + ...; `mlp_bias` False drops the channel MLP's biases.
+    at that value: rs1(x) + ..., rs2(x) + ...; `mlp_bias` False drops the channel MLP's biases; `mlp_layer` is the
+    channel MLP's class (layers.Mlp, or layers.DwConvMlp: PVT v2).
     """
 
     def __init__(self, dim: int, mixer: nn.Module, norm_layer: type[nn.Module], norm_eps: float,
                  act_layer: type[nn.Module], mlp_ratio: float, layer_scale: float | None, drop_path: float,
-                 post_norm: bool, res_scale: float | None = None, mlp_bias: bool = True):
+                 post_norm: bool, res_scale: float | None = None, mlp_bias: bool = True,
+                 mlp_layer: type[nn.Module] = Mlp):
         super().__init__()
         self.dim = dim
         self.norm_layer = norm_layer
@@ -32,6 +34,7 @@ class MetaFormerBlock(nn.Module):
         self.post_norm = post_norm
         self.res_scale = res_scale
         self.mlp_bias = mlp_bias
+        self.mlp_layer = mlp_layer
         # registration order is the order of the weight init (model.MetaFormer) and of the state dict: keep it
         self.mixer = mixer
         self.norm1 = norm_layer(dim, eps=norm_eps)
@@ -40,7 +43,7 @@ class MetaFormerBlock(nn.Module):
             self.act = act_layer()
             self.channel = nn.Linear(dim, dim)
         else:
-            self.channel = Mlp(dim, int(mlp_ratio * dim), act_layer, mlp_bias)
+            self.channel = mlp_layer(dim, int(mlp_ratio * dim), act_layer, mlp_bias)
         use_scale = layer_scale is not None and not post_norm
         self.ls1 = LayerScale(dim, layer_scale) if use_scale else nn.Identity()
         self.ls2 = LayerScale(dim, layer_scale) if use_scale else nn.Identity()
@@ -59,11 +62,12 @@ class MetaFormerBlock(nn.Module):
 
 class ConvNeXtBlock(nn.Module):
     """ConvNeXt's block (Liu et al., CVPR 2022): one residual around mixer, norm, channel MLP and layer scale,
-    x + drop(ls(mlp(norm(mixer(x))))); with the conv mixer at kernel 7 it is ConvNeXt's depthwise 7x7 block."""
+    x + drop(ls(mlp(norm(mixer(x))))); with the conv mixer at kernel 7 it is ConvNeXt's depthwise 7x7 block.
+    `mlp_layer` as in MetaFormerBlock."""
 
     def __init__(self, dim: int, mixer: nn.Module, norm_layer: type[nn.Module], norm_eps: float,
                  act_layer: type[nn.Module], mlp_ratio: float, layer_scale: float | None, drop_path: float,
-                 mlp_bias: bool):
+                 mlp_bias: bool, mlp_layer: type[nn.Module] = Mlp):
         super().__init__()
         self.dim = dim
         self.norm_layer = norm_layer
@@ -73,9 +77,10 @@ class ConvNeXtBlock(nn.Module):
         self.layer_scale = layer_scale
         self.drop_path = drop_path
         self.mlp_bias = mlp_bias
+        self.mlp_layer = mlp_layer
         self.mixer = mixer
         self.norm = norm_layer(dim, eps=norm_eps)
-        self.channel = Mlp(dim, int(mlp_ratio * dim), act_layer, mlp_bias)
+        self.channel = mlp_layer(dim, int(mlp_ratio * dim), act_layer, mlp_bias)
         self.ls = LayerScale(dim, layer_scale) if layer_scale is not None else nn.Identity()
         self.drop = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
@@ -84,25 +89,30 @@ class ConvNeXtBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """A stage transition by a stride-2 conv to the new width, after an optional norm of its input.
+    """A stage transition by a stride-2 conv to the new width, with an optional norm of its input, or of its output
+    when `norm_after`.
 
-    kernel 3, padding 1: PoolFormer (no norm) and the MetaFormer baselines (norm first); grid g -> ceil(g / 2),
-    config.stage_grids. kernel 2, no padding: ConvNeXt (norm first); grid g -> g / 2 for the even grids it is
-    given.
+    kernel 3, padding 1: PoolFormer (no norm), the MetaFormer baselines (norm first) and PVT v2 (norm after); grid
+    g -> ceil(g / 2), config.stage_grids. kernel 2, no padding: ConvNeXt (norm first); grid g -> g / 2 for the even
+    grids it is given.
     """
 
     def __init__(self, dim_in: int, dim_out: int, kernel_size: int = 3, norm_layer: type[nn.Module] | None = None,
-                 norm_eps: float = 1e-5):
+                 norm_eps: float = 1e-5, norm_after: bool = False):
         super().__init__()
         self.dim_in = dim_in
         self.dim_out = dim_out
         self.kernel_size = kernel_size
         self.norm_layer = norm_layer
         self.norm_eps = norm_eps
-        self.norm = norm_layer(dim_in, eps=norm_eps) if norm_layer is not None else nn.Identity()
+        self.norm_after = norm_after
+        norm_dim = dim_out if norm_after else dim_in
+        self.norm = norm_layer(norm_dim, eps=norm_eps) if norm_layer is not None else nn.Identity()
         self.conv = nn.Conv2d(dim_in, dim_out, kernel_size, stride=2, padding=(kernel_size - 1) // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.norm_after:
+            return self.norm(self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
         return self.conv(self.norm(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
@@ -128,17 +138,24 @@ class PatchMerging(nn.Module):
 
 
 class Stage(nn.Module):
-    """Downsampling (None in the first stage), an optional position embedding, then blocks at one resolution."""
+    """Downsampling (None in the first stage), an optional position embedding, then blocks at one resolution, then
+    with `norm_layer` a norm of their `dim` channels (PVT v2 ends each stage with one)."""
 
-    def __init__(self, downsample: nn.Module | None, blocks: nn.Sequential, pos_embed: nn.Module | None = None):
+    def __init__(self, downsample: nn.Module | None, blocks: nn.Sequential, pos_embed: nn.Module | None = None,
+                 norm_layer: type[nn.Module] | None = None, dim: int | None = None, norm_eps: float = 1e-5):
         super().__init__()
         self.downsample = downsample
         self.blocks = blocks
         self.pos_embed = pos_embed
+        self.norm_layer = norm_layer
+        self.dim = dim
+        self.norm_eps = norm_eps
+        self.norm = norm_layer(dim, eps=norm_eps) if norm_layer is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.downsample is not None:
             x = self.downsample(x)
         if self.pos_embed is not None:
             x = self.pos_embed(x)
-        return self.blocks(x)
+        x = self.blocks(x)
+        return self.norm(x) if self.norm is not None else x

@@ -21,8 +21,9 @@ from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 STEMS = ("patch", "overlap", "conv")
 BLOCKS = ("metaformer", "convmixer", "convnext")
 HEADS = ("gap", "cls", "pooled")
-DOWNSAMPLES = ("conv", "norm_conv", "norm_patch", "patch_merging")
+DOWNSAMPLES = ("conv", "norm_conv", "norm_patch", "patch_merging", "conv_norm")
 PAIRING_DOWNSAMPLES = ("norm_patch", "patch_merging")  # take 2x2 neighbours: the grid they halve must be even
+MLPS = ("plain", "dwconv")  # the blocks' channel MLP: layers.Mlp, layers.DwConvMlp
 MAX_STAGES = 4
 
 
@@ -40,11 +41,14 @@ class StemConfig:
     """How pixels become tokens: `patch` (p x p conv, stride p), `overlap` ((2p-1)x(2p-1) conv, stride p, padding
     p//2: PoolFormer's 7x7/4 for p=4), `conv` (log2(p) 3x3 stride-2 convs with BN+ReLU then a 1x1 conv, Xiao et al.
     2021). `act_norm` adds the activation then the norm after the stem (ConvMixer); `norm` adds the norm alone
-    (Swin, ConvNeXt, the MetaFormer baselines). The stem's norm is `downsample_norm` (default: the model's norm)."""
+    (Swin, ConvNeXt, the MetaFormer baselines). The stem's norm is `downsample_norm` (default: the model's norm).
+    `centered` (overlap only) pads p-1 instead, centring each kernel on its stride point: PVT v2's 7x7/4 with
+    padding 3 (the grid is H / p either way, the pixels each token sees differ)."""
     kind: str = "patch"
     patch_size: int = 16
     act_norm: bool = False
     norm: bool = False
+    centered: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,16 +82,17 @@ class StageConfig:
     that halves the grid (ArchConfig.downsample). `res_scale` (MetaFormer baselines: null, null, 1, 1) scales the
     metaformer block's residuals by a learned per-channel vector started there; `pos_embed` adds a learned position
     embedding after the stage's downsampling (PoolFormer's hybrid adds one in stage 3; the first stage's is the
-    model's `pos_embed`)."""
+    model's `pos_embed`). `mlp_ratio` overrides the model's for this stage's channel MLPs (PVT v2: 8, 8, 4, 4)."""
     depth: int = 1
     width: int = 64
     mixer: MixerConfig = field(default_factory=MixerConfig)
     res_scale: float | None = None
     pos_embed: bool = False
+    mlp_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """depth, width and mixer; res_scale and pos_embed only when set, so a plain stage stays one short line."""
-        extras = {"res_scale": self.res_scale, "pos_embed": self.pos_embed}
+        """depth, width and mixer; the extras only when set, so a plain stage stays one short line."""
+        extras = {"res_scale": self.res_scale, "pos_embed": self.pos_embed, "mlp_ratio": self.mlp_ratio}
         return {"depth": self.depth, "width": self.width, "mixer": self.mixer.to_dict(),
                 **{k: v for k, v in extras.items() if v not in (None, False)}}
 
@@ -97,12 +102,16 @@ class ArchConfig:
     """One model. `block` picks the block wiring (see blocks.MetaFormerBlock): `metaformer` is pre-norm
     x + mixer(norm(x)), x + mlp(norm(x)) with optional layer scale; `convmixer` is x + norm(act(mixer(x))) then
     norm(act(pointwise(x))) without residual (mlp_ratio and layer_scale unused); `convnext` is one residual
-    x + ls(mlp(norm(mixer(x)))) (blocks.ConvNeXtBlock). `mlp_bias` false drops the channel MLP's biases.
+    x + ls(mlp(norm(mixer(x)))) (blocks.ConvNeXtBlock). `mlp_bias` false drops the channel MLP's biases; `mlp`
+    picks the channel MLP: `plain` (linear, activation, linear) or `dwconv` (PVT v2: a depthwise 3x3 conv on the
+    hidden channels before the activation; it needs the token grid, so no CLS token).
 
     `downsample` is the transition between stages: `conv` (3x3 stride-2 conv, PoolFormer), `norm_conv` (norm, then
     that conv: MetaFormer baselines), `norm_patch` (norm, then a 2x2 stride-2 conv: ConvNeXt), `patch_merging`
-    (Swin: 2x2 neighbours concatenated, norm, linear); the 2x2 ones need even grids. `downsample_norm` is the norm
-    of the stem and of the downsampling (null: `norm`).
+    (Swin: 2x2 neighbours concatenated, norm, linear), `conv_norm` (that 3x3 conv, then the norm: PVT v2); the 2x2
+    ones need even grids. `downsample_norm` is the norm of the stem and of the downsampling (null: `norm`),
+    `downsample_norm_eps` its eps (null: `norm_eps`; PVT v2 mixes 1e-5 there with 1e-6 in the blocks).
+    `stage_norm` ends every stage with a norm (PVT v2; the last stage's then replaces the head's `final_norm`).
 
     `head`: `gap` normalises the tokens, then averages them; `cls` normalises and takes the CLS token; `pooled`
     averages first, then normalises (ConvNeXt, MetaFormer baselines). `head_norm` is the head's norm (null:
@@ -129,6 +138,9 @@ class ArchConfig:
     mlp_bias: bool = True
     head_norm: str | None = None
     head_mlp_ratio: float | None = None
+    mlp: str = "plain"
+    downsample_norm_eps: float | None = None
+    stage_norm: bool = False
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -227,7 +239,8 @@ def read_yaml(path: Path, what: str, hint: str = "") -> Any:
 
 def _stage_from_dict(index: int, data: Any) -> StageConfig:
     where = f"stages[{index}]"
-    check_keys(where, data, ("depth", "width", "mixer", "res_scale", "pos_embed"), required=("depth", "width", "mixer"))
+    check_keys(where, data, ("depth", "width", "mixer", "res_scale", "pos_embed", "mlp_ratio"),
+               required=("depth", "width", "mixer"))
     mixer = data["mixer"]
     if isinstance(mixer, str):  # shorthand `mixer: pool`
         mixer = {"kind": mixer}
@@ -236,7 +249,8 @@ def _stage_from_dict(index: int, data: Any) -> StageConfig:
         raise UserError(f"{where}.mixer.kind: missing; it is required")
     settings = {k: v for k, v in mixer.items() if k != "kind"}
     return StageConfig(depth=data["depth"], width=data["width"], mixer=MixerConfig(mixer["kind"], settings),
-                       res_scale=data.get("res_scale"), pos_embed=data.get("pos_embed", False))
+                       res_scale=data.get("res_scale"), pos_embed=data.get("pos_embed", False),
+                       mlp_ratio=data.get("mlp_ratio"))
 
 
 def _validate(cfg: ArchConfig) -> None:
@@ -268,6 +282,10 @@ def _validate(cfg: ArchConfig) -> None:
     check_bool("mlp_bias", cfg.mlp_bias)
     if cfg.head_mlp_ratio is not None:
         check_float("head_mlp_ratio", cfg.head_mlp_ratio, 0.0, 16.0, open_low=True)
+    _validate_mlp(cfg)
+    if cfg.downsample_norm_eps is not None:
+        check_float("downsample_norm_eps", cfg.downsample_norm_eps, 0.0, 1.0, open_low=True)
+    check_bool("stage_norm", cfg.stage_norm)
     grids = cfg.stage_grids()
     for i, stage in enumerate(cfg.stages):
         _validate_stage(cfg, i, stage, grids)
@@ -290,6 +308,19 @@ def _validate_stem(cfg: ArchConfig) -> None:
     check_bool("stem.norm", stem.norm)
     if stem.norm and stem.act_norm:
         raise fail("stem.norm", stem.norm, "act_norm already ends the stem with the norm; set one of them")
+    check_bool("stem.centered", stem.centered)
+    if stem.centered and stem.kind != "overlap":
+        raise fail("stem.centered", True, f"only the overlap stem's kernels overlap, got stem.kind {stem.kind!r}; "
+                   "use stem.kind: overlap or centered: false")
+
+
+def _validate_mlp(cfg: ArchConfig) -> None:
+    check_choice("mlp", cfg.mlp, MLPS)
+    if cfg.mlp == "dwconv" and cfg.block == "convmixer":
+        raise fail("mlp", "dwconv", "the convmixer block has no channel MLP (a pointwise conv instead); use mlp: plain")
+    if cfg.mlp == "dwconv" and cfg.head == "cls":
+        raise fail("mlp", "dwconv", "its depthwise conv needs the token grid, which a CLS token leaves; use head: "
+                   "gap or mlp: plain")
 
 
 def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grids: list[int]) -> None:
@@ -309,6 +340,8 @@ def _validate_stage(cfg: ArchConfig, i: int, stage: StageConfig, grids: list[int
             raise fail(f"{where}.res_scale", stage.res_scale, f"only the metaformer block scales its residuals, "
                        f"got block {cfg.block!r}; use res_scale: null")
     check_bool(f"{where}.pos_embed", stage.pos_embed)
+    if stage.mlp_ratio is not None:
+        check_float(f"{where}.mlp_ratio", stage.mlp_ratio, 0.0, 16.0, open_low=True)
     if i == 0 and stage.pos_embed:
         raise fail(f"{where}.pos_embed", True, "the first stage's position embedding is the model's pos_embed; "
                    "set pos_embed: true at the top level instead")

@@ -57,6 +57,21 @@ class Mlp(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+class DwConvMlp(Mlp):
+    """PVT v2's channel MLP (Wang et al. 2022): Mlp with a depthwise 3x3 conv ('same' padding) on the hidden channels
+    between fc1 and the activation, so each token also sees its 8 neighbours; PVT v2 drops position embeddings for
+    it. It takes (N, H, W, C) grids only: the conv needs the 2-D layout."""
+
+    def __init__(self, dim: int, hidden: int, act_layer: type[nn.Module], bias: bool = True):
+        super().__init__(dim, hidden, act_layer, bias)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # NCHW views of channels-last data: the permutes move no memory
+        hidden = self.dwconv(self.fc1(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.fc2(self.act(hidden))
+
+
 class PositionEmbedding(nn.Module):
     """A learned embedding added to every position of a grid x grid token grid: the stage-3 position embedding of
     PoolFormer's hybrid [pool, pool, attention, attention] model (Yu et al. 2022, Table 6)."""

@@ -17,7 +17,7 @@ from torch import nn
 
 from vitnas.search_spaces.blocks import ConvNeXtBlock, Downsample, MetaFormerBlock, PatchMerging, Stage
 from vitnas.search_spaces.config import ArchConfig, StageConfig
-from vitnas.search_spaces.layers import PositionEmbedding
+from vitnas.search_spaces.layers import DwConvMlp, Mlp, PositionEmbedding
 from vitnas.search_spaces.parts.activations import SquaredReLU
 from vitnas.search_spaces.registry import ACTS, MIXERS, NORMS
 from vitnas.search_spaces.stems import Stem
@@ -103,8 +103,8 @@ def build_model(cfg: ArchConfig) -> MetaFormer:
     the order random init draws in, so a seed gives the same weights as ever."""
     act_layer = ACTS[cfg.act]
     stem = Stem(cfg.stem.kind, cfg.in_chans, cfg.stages[0].width, cfg.stem.patch_size, cfg.image_size,
-                cfg.stem.act_norm, act_layer, NORMS[cfg.downsample_norm or cfg.norm], cfg.norm_eps, cfg.head == "cls",
-                cfg.pos_embed, cfg.stem.norm)
+                cfg.stem.act_norm, act_layer, NORMS[cfg.downsample_norm or cfg.norm], _downsample_eps(cfg),
+                cfg.head == "cls", cfg.pos_embed, cfg.stem.norm, cfg.stem.centered)
     total = sum(s.depth for s in cfg.stages)
     # stochastic depth grows linearly with block index, as in DeiT/PoolFormer
     rates = iter([cfg.drop_path * i / max(total - 1, 1) for i in range(total)])
@@ -113,32 +113,42 @@ def build_model(cfg: ArchConfig) -> MetaFormer:
         downsample = _downsample(cfg, cfg.stages[i - 1].width, stage.width) if i > 0 else None
         pos_embed = PositionEmbedding(grid, stage.width) if stage.pos_embed else None
         blocks = nn.Sequential(*(_block(cfg, stage, grid, index, next(rates)) for index in range(stage.depth)))
-        stages.append(Stage(downsample, blocks, pos_embed))
+        # a stage without its norm keeps Stage's defaults, so exported model files name no norm arguments for it
+        norm = (NORMS[cfg.norm], stage.width, cfg.norm_eps) if cfg.stage_norm else ()
+        stages.append(Stage(downsample, blocks, pos_embed, *norm))
     model = MetaFormer(stem, nn.ModuleList(stages), _head(cfg))
     model.config = cfg
     return model
 
 
+def _downsample_eps(cfg: ArchConfig) -> float:
+    """The eps of the stem's and the downsamplings' norm."""
+    return cfg.norm_eps if cfg.downsample_norm_eps is None else cfg.downsample_norm_eps
+
+
 def _downsample(cfg: ArchConfig, dim_in: int, dim_out: int) -> nn.Module:
-    norm_layer = NORMS[cfg.downsample_norm or cfg.norm]
+    norm_layer, eps = NORMS[cfg.downsample_norm or cfg.norm], _downsample_eps(cfg)
     if cfg.downsample == "patch_merging":
-        return PatchMerging(dim_in, dim_out, norm_layer, cfg.norm_eps)
+        return PatchMerging(dim_in, dim_out, norm_layer, eps)
     if cfg.downsample == "conv":
         return Downsample(dim_in, dim_out)
-    return Downsample(dim_in, dim_out, 2 if cfg.downsample == "norm_patch" else 3, norm_layer, cfg.norm_eps)
+    return Downsample(dim_in, dim_out, 2 if cfg.downsample == "norm_patch" else 3, norm_layer, eps,
+                      cfg.downsample == "conv_norm")
 
 
 def _block(cfg: ArchConfig, stage: StageConfig, grid: int, index: int, drop_path: float) -> nn.Module:
     """Block `index` of a stage; its mixer is built first (the init order of every model before ConvNeXt blocks)."""
     norm_layer, act_layer = NORMS[cfg.norm], ACTS[cfg.act]
+    mlp_ratio = cfg.mlp_ratio if stage.mlp_ratio is None else stage.mlp_ratio
+    mlp_layer = DwConvMlp if cfg.mlp == "dwconv" else Mlp
     kind = MIXERS[stage.mixer.kind]
     mixer = kind.build(dict(stage.mixer.settings), stage.width, grid, act_layer,
                        **({"index": index} if kind.takes_index else {}))
     if cfg.block == "convnext":
-        return ConvNeXtBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, cfg.mlp_ratio, cfg.layer_scale,
-                             drop_path, cfg.mlp_bias)
-    return MetaFormerBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, cfg.mlp_ratio, cfg.layer_scale,
-                           drop_path, cfg.block == "convmixer", stage.res_scale, cfg.mlp_bias)
+        return ConvNeXtBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, mlp_ratio, cfg.layer_scale,
+                             drop_path, cfg.mlp_bias, mlp_layer)
+    return MetaFormerBlock(stage.width, mixer, norm_layer, cfg.norm_eps, act_layer, mlp_ratio, cfg.layer_scale,
+                           drop_path, cfg.block == "convmixer", stage.res_scale, cfg.mlp_bias, mlp_layer)
 
 
 def _head(cfg: ArchConfig) -> nn.Module:

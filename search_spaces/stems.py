@@ -24,12 +24,13 @@ class ConvStem(nn.Sequential):
 
 class Stem(nn.Module):
     """`kind` patch: p x p conv, stride p; overlap: (2p-1) x (2p-1) conv, stride p, padding p // 2 (7x7/4 for p = 4,
-    the grid is exactly H / p); conv: ConvStem. `act_norm` adds the activation then the norm (ConvMixer); `norm`
-    adds the norm alone (Swin, ConvNeXt, the MetaFormer baselines)."""
+    the grid is exactly H / p; `centered`: padding p - 1, PVT v2's 7x7/4 with padding 3, each kernel centred on its
+    stride point); conv: ConvStem. `act_norm` adds the activation then the norm (ConvMixer); `norm` adds the norm
+    alone (Swin, ConvNeXt, the MetaFormer baselines, PVT v2)."""
 
     def __init__(self, kind: str, in_chans: int, width: int, patch_size: int, image_size: int, act_norm: bool,
                  act_layer: type[nn.Module], norm_layer: type[nn.Module], norm_eps: float, use_cls: bool,
-                 use_pos_embed: bool, norm: bool = False):
+                 use_pos_embed: bool, norm: bool = False, centered: bool = False):
         super().__init__()
         self.kind = kind
         self.in_chans = in_chans
@@ -43,10 +44,12 @@ class Stem(nn.Module):
         self.use_cls = use_cls
         self.use_pos_embed = use_pos_embed
         self.norm = norm
+        self.centered = centered
         if kind == "patch":
             self.proj = nn.Conv2d(in_chans, width, patch_size, stride=patch_size)
         elif kind == "overlap":
-            self.proj = nn.Conv2d(in_chans, width, 2 * patch_size - 1, stride=patch_size, padding=patch_size // 2)
+            padding = patch_size - 1 if centered else patch_size // 2
+            self.proj = nn.Conv2d(in_chans, width, 2 * patch_size - 1, stride=patch_size, padding=padding)
         else:
             self.proj = ConvStem(in_chans, width, patch_size)
         if act_norm:

@@ -18,6 +18,7 @@ PUBLISHED = {
     "caformer_s18": (26_341_656, 4.1), "convformer_s18": (26_774_448, 3.9),
     "poolformerv2_s12": (11_891_712, 1.8), "identityformer_s12": (11_891_712, 1.8),
     "swin_tiny_patch4_window7_224": (28_288_354, 4.5), "convnext_tiny": (28_589_128, 4.5),
+    "pvt_v2_b1": (14_009_000, 2.1),  # published 14.0M params, 2.1 GFLOPs (MACs); exact count = timm's pvt_v2_b1
 }
 # PoolFormer's hybrid (not in timm): 16.5M params published; the exact count is the original code's
 # (sail-sg/poolformer metaformer_ppaa_s12_224): PoolFormer-S12 + attention (qkv without bias) + a 14x14 embedding.
