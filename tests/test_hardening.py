@@ -408,6 +408,17 @@ def test_a_study_whose_proposals_were_all_rejected_can_be_started_afresh(tmp_pat
         StudyStore.create(tmp_path / "s", _spec(), make_sampler("random", 0))
 
 
+def test_an_architecture_stored_before_a_field_existed_is_still_a_repeat():
+    from vitnas.nas.search.study import config_key
+    from vitnas.search_spaces.space import load_space
+
+    config = load_space("metaformer").default_config(image_size=8, in_chans=1, num_classes=3).to_dict()
+    older = {key: value for key, value in config.items() if key not in ("mlp", "stage_norm", "downsample_norm_eps")}
+    assert config_key(older) == config_key(config)
+    assert config_key({**older, "mlp": "dwconv"}) != config_key(config)
+    assert config_key({"name": "not an architecture"}) == '{"name": "not an architecture"}'
+
+
 # -- 28. a trial killed between its files and the storage write -------------------------------------------------
 
 def _killed_before_the_storage_write(directory: Path, monkeypatch, cut_after: str) -> None:

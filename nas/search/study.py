@@ -29,6 +29,7 @@ from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import Objective, StudySummary, TrialRecord, trial_record
 from vitnas.nas.study_reader import DEFAULT_DATABASE, DEFAULT_STORAGE, STUDY_FILE, sqlite_file
 from vitnas.errors import UserError
+from vitnas.search_spaces.config import ArchConfig
 
 LOCK_FILE = ".lock"
 WEIGHTS_FILE = "model.pt"
@@ -113,7 +114,12 @@ def _outcome(frozen: optuna.trial.FrozenTrial) -> Outcome | None:
 
 
 def config_key(config: dict) -> str:
-    """One text per architecture: equal configs give equal keys (tuples and lists alike, keys in any order)."""
+    """One text per architecture: equal configs give equal keys (tuples and lists alike, keys in any order, and a
+    config stored before a field existed equal to one that spells out that field's default)."""
+    try:
+        config = ArchConfig.from_dict(config).to_dict()
+    except UserError:
+        pass  # not a valid architecture (a hand-made record): compared as written
     return json.dumps(config, sort_keys=True)
 
 
