@@ -6,7 +6,9 @@ import yaml
 from typer.testing import CliRunner
 
 from vitnas.cli.app import app
+from vitnas.nas.cost import Cost
 from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.presets import preset_names
 
 runner = CliRunner()
 
@@ -32,7 +34,23 @@ def test_summary_of_a_config_file_with_data_overrides(tmp_path):
     assert "params" in result.output and "stage 1" in result.output and "FLOPs" in result.output
 
 
-def test_presets_lists_every_preset():
+def test_presets_lists_every_preset_with_its_cost(monkeypatch):
+    """A made-up cost per preset (counting them all at 224x224 takes seconds; the slow test below does it), each of
+    which must show in its preset's row, in params, GMACs and GFLOPs."""
+    names = preset_names()
+    costs = {name: Cost(params=1_000_000 + i, macs=(i + 1) * 10**9, flops=2 * (i + 1) * 10**9, activation_bytes=0,
+                        input_shape=(3, 224, 224), parts=()) for i, name in enumerate(names)}
+    monkeypatch.setattr("vitnas.cli.arch.count_cost", lambda config: costs[config.name])
+    result = _run("presets")
+    assert result.exit_code == 0, result.output
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.output.splitlines()
+             if line.startswith("│")]
+    rows = {name: rest for name, *rest in cells}
+    assert rows == {name: [f"1,000,{i:03d}", f"{i + 1}.00", f"{2 * (i + 1)}.00"] for i, name in enumerate(names)}
+
+
+@pytest.mark.slow  # counts every preset at 224x224
+def test_presets_counts_every_preset():
     result = _run("presets")
     assert result.exit_code == 0, result.output
     assert "poolformer_s12" in result.output and "11,915,176" in result.output

@@ -506,6 +506,7 @@ def cifar10_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cifar10-cache")  # shared by the session: the 60k JPEGs are decoded once
 
 
+@pytest.mark.slow  # decodes the 60,000 real JPEGs
 def test_real_cifar10_zip_loads(cifar10_cache):
     if not CIFAR10_ZIP.is_file():
         if os.environ.get("CI"):

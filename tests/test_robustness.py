@@ -67,16 +67,6 @@ def stripe_images(
     return (images.clamp(0, 1) * 255).round().to(torch.uint8), labels
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared, busy machine spinning pool threads slow these tests
-    twenty-fold; the previous setting comes back after the module."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model() -> TemplateClassifier:
     return TemplateClassifier(stripe_templates()).eval()

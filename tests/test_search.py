@@ -16,7 +16,6 @@ from vitnas.nas.data import load_dataset
 from vitnas.nas.executor import TrialResult
 from vitnas.nas.metrics import parse_objectives
 from vitnas.nas.outcome import Outcome
-from vitnas.nas.pareto import non_dominated
 from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.search.study import StudySpec, StudyStore
@@ -73,10 +72,8 @@ def test_search_runs_trials_on_ray_and_persists_each(finished_study):
         assert metrics["status"] == "ok" and metrics["seed"] == 0 and metrics["dataset"] == DATA
         assert metrics["metrics"]["val_accuracy"] == done[number]["accuracy"]
         assert (folder / "config.yaml").read_text().startswith("name:")
-    objectives = report["objectives"]
-    points = [[v[o["name"]] for o in objectives] for v in done.values()]
-    front = {list(done)[i] for i in non_dominated(points, [o["direction"] for o in objectives])}
-    assert set(report["pareto"]) == front and report["hypervolume"] > 0
+    # which trials form the front is checked on hand-made values without Ray (test_the_reports_front_...)
+    assert report["pareto"] and set(report["pareto"]) <= set(done) and report["hypervolume"] > 0
 
 
 @pytest.mark.slow
@@ -169,6 +166,7 @@ def test_ctrl_c_records_running_trials_interrupted_and_exits_130(tmp_path):
 # -- the producer and the store, without Ray --------------------------------------------------------------------
 
 def _store(tmp_path, name: str, seed: int = 0) -> StudyStore:
+    """A SQLite study, as a search makes it: for tests that read it back (the other tests use `memory_store`)."""
     spec = StudySpec(name=name, storage=f"sqlite:///{tmp_path / name}.db", space="metaformer", dataset=DATA,
                      objectives=parse_objectives("accuracy,macs"), sampler="tpe", seed=seed)
     return StudyStore.create(tmp_path / name, spec, make_sampler("tpe", seed))
@@ -202,10 +200,10 @@ def _drive(producer: OptunaProducer, n: int) -> list[dict]:
     return proposed
 
 
-def test_same_seed_proposes_the_same_configs(tmp_path):
-    first = _drive(_producer(_store(tmp_path, "a"), 12), 12)
-    second = _drive(_producer(_store(tmp_path, "b"), 12), 12)
-    other = _drive(_producer(_store(tmp_path, "c", seed=1), 12), 12)
+def test_same_seed_proposes_the_same_configs(memory_store):
+    first = _drive(_producer(memory_store("a"), 12), 12)
+    second = _drive(_producer(memory_store("b"), 12), 12)
+    other = _drive(_producer(memory_store("c", seed=1), 12), 12)
     assert first == second
     assert first != other
 
@@ -233,8 +231,8 @@ def test_each_outcome_maps_to_its_optuna_state_and_count(tmp_path):
     assert folder["status"] == "pruned" and folder["metrics"] == {"val_accuracy": 0.2, "macs": 1000, "params": 100}
 
 
-def test_an_ok_run_without_its_objectives_is_recorded_failed(tmp_path):
-    store = _store(tmp_path, "n")
+def test_an_ok_run_without_its_objectives_is_recorded_failed(memory_store):
+    store = memory_store()
     producer = _producer(store, 2)
     producer.on_finished(producer.next_request().key, TrialResult(Outcome.OK, {"val_accuracy": float("nan"),
                                                                                "macs": 1}))
@@ -244,31 +242,30 @@ def test_an_ok_run_without_its_objectives_is_recorded_failed(tmp_path):
     assert "NaN" in errors[0][2] and "macs" in errors[1][2]
 
 
-def test_producer_stops_at_the_total(tmp_path):
-    store = _store(tmp_path, "f")
+def test_producer_stops_at_the_total(memory_store):
+    store = memory_store()
     producer = _producer(store, 2)
     producer.on_finished(producer.next_request().key, TrialResult(Outcome.FAILED, error="boom"))
     _drive(producer, 1)
     assert producer.next_request() is None and store.counted_trials() == 2
 
 
-def test_cost_limits_that_nothing_meets_are_a_user_error(tmp_path):
-    store = _store(tmp_path, "b")
+def test_cost_limits_that_nothing_meets_are_a_user_error(memory_store):
+    store = memory_store()
     with pytest.raises(UserError, match="--max-macs"):
         _producer(store, 3, CostLimits(max_macs=10)).next_request()
     assert store.counted_trials() == 0 and len(store.study.get_trials()) == 20
     assert {t.user_attrs["outcome"] for t in store.study.get_trials()} == {"rejected"}
 
 
-def _weights_study(tmp_path, keep: KeepWeights, params: int) -> tuple[StudyStore, dict[int, bool]]:
+def _weights_study(store: StudyStore, keep: KeepWeights, params: int) -> dict[int, bool]:
     """Three trials (accuracy up, MACs down); the second is dominated by the third, the first and third trade off."""
-    store = _store(tmp_path, keep.mode)
     producer = _producer(store, 3, keep=keep, params=params)
     for accuracy, macs in ((0.9, 900), (0.5, 600), (0.6, 500)):
         request = producer.next_request()
         assert request.keep_weights == keep.wanted
         producer.on_finished(request.key, _ok(accuracy, macs, params, b"weights" if request.keep_weights else None))
-    return store, {n: store.weights_path(n).exists() for n in range(3)}
+    return {n: store.weights_path(n).exists() for n in range(3)}
 
 
 @pytest.mark.parametrize("mode, params, kept", [
@@ -278,7 +275,18 @@ def _weights_study(tmp_path, keep: KeepWeights, params: int) -> tuple[StudyStore
     ("auto", SMALL_MODEL_PARAMS, [True, True, True]),
     ("auto", SMALL_MODEL_PARAMS + 1, [True, False, True]),
 ])
-def test_keep_weights_keeps_what_it_says(tmp_path, mode, params, kept):
-    store, exists = _weights_study(tmp_path, KeepWeights(mode), params)
+def test_keep_weights_keeps_what_it_says(memory_store, mode, params, kept):
+    store = memory_store()
+    exists = _weights_study(store, KeepWeights(mode), params)
     assert [exists[n] for n in range(3)] == kept
     assert all(store.weights_path(n).read_bytes() == b"weights" for n in range(3) if exists[n])
+
+
+def test_the_reports_front_is_the_trials_no_other_trial_beats(tmp_path):
+    """Hand-made (accuracy, MACs): 1 is beaten by 2 on both; 0 and 2 trade off; 3 ties 0's accuracy at a higher
+    cost, so 0 beats it."""
+    producer = _producer(_store(tmp_path, "p"), 4)
+    for accuracy, macs in ((0.9, 900), (0.5, 600), (0.6, 500), (0.9, 950)):
+        producer.on_finished(producer.next_request().key, _ok(accuracy, macs))
+    report = _report(tmp_path / "p")
+    assert report["pareto"] == [0, 2] and report["hypervolume"] > 0
