@@ -205,6 +205,7 @@ def test_export_writes_every_file_and_imports_only_torch(exported):
     assert json.loads((out / "metrics.json").read_text())["metrics"] == {"val_accuracy": 0.5}
 
 
+@pytest.mark.slow  # a fresh interpreter; in process, test_exported_model_equals_the_vitnas_model loads model.py
 def test_model_and_weights_load_strictly_without_vitnas(exported, tmp_path):
     model, out = exported
     images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
@@ -219,6 +220,7 @@ def test_model_and_weights_load_strictly_without_vitnas(exported, tmp_path):
         assert (torch.load(tmp_path / "out.pt") - model(images)).abs().max().item() <= 1e-5
 
 
+@pytest.mark.slow  # trains in a fresh interpreter
 def test_train_py_trains_an_epoch_without_vitnas(exported, tmp_path):
     _, out = exported
     data = write_image_folder(tmp_path / "folder")
@@ -256,6 +258,7 @@ def test_preset_without_weights_exports_code_only(tmp_path):
     assert (exported_config.image_size, exported_config.num_classes) == (16, 4)
 
 
+@pytest.mark.slow  # torch.onnx's dynamo export and ONNX Runtime: seconds
 def test_onnx_matches_pytorch(exported, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")

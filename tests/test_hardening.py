@@ -375,23 +375,31 @@ def test_a_copied_study_writes_into_its_own_database(tmp_path, recorded):
     assert _trial_count(original) == 1 and _trial_count(tmp_path / "s_bak") == 2
 
 
+def _hold_then_sleep(directory: Path, held) -> None:
+    from vitnas.nas.search.study import hold_lock
+
+    with hold_lock(directory):  # held until the process is killed
+        held.set()
+        time.sleep(60)
+
+
 def test_a_study_has_one_driver_and_the_second_is_told_who(tmp_path):
-    import subprocess
-    import sys
+    import multiprocessing
 
     from vitnas.nas.search.study import hold_lock
 
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
-                               "from vitnas.nas.search.study import hold_lock\n"
-                               f"lock = hold_lock(Path({str(tmp_path / 's')!r}))\nprint('held', flush=True)\n"
-                               "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    # another process, forked rather than started afresh: it has vitnas imported already, which saves seconds
+    context = multiprocessing.get_context("fork")
+    held = context.Event()
+    holder = context.Process(target=_hold_then_sleep, args=(tmp_path / "s", held))
+    holder.start()
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert held.wait(timeout=60)
         with pytest.raises(UserError, match=rf"pid {holder.pid} on "):
             hold_lock(tmp_path / "s")
     finally:
         holder.kill()  # kill -9: the lock goes with the process
-        holder.wait()
+        holder.join()
     hold_lock(tmp_path / "s").close()
 
 

@@ -70,21 +70,21 @@ points_2d = st.lists(st.tuples(values, values).map(list), min_size=0, max_size=1
 factors = st.integers(2, 4)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(points_2d, factors)
 def test_a_trial_that_dominates_every_recorded_result_continues(recorded, reduction_factor):
     best = [max((p[0] for p in recorded), default=0.0) + 1, min((p[1] for p in recorded), default=0.0) - 1]
     assert continues(best, recorded, MAX_MIN, reduction_factor)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(points_2d, factors)
 def test_a_trial_dominated_by_every_recorded_result_stops_once_the_rung_holds_rf_results(recorded, reduction_factor):
     worst = [min((p[0] for p in recorded), default=0.0) - 1, max((p[1] for p in recorded), default=0.0) + 1]
     assert continues(worst, recorded, MAX_MIN, reduction_factor) == (len(recorded) + 1 < reduction_factor)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(points_2d, st.tuples(values, values).map(list), factors, st.randoms(use_true_random=False))
 def test_the_decision_does_not_depend_on_the_order_of_the_recorded_list(recorded, point, reduction_factor, rng):
     shuffled = list(recorded)
@@ -94,7 +94,7 @@ def test_the_decision_does_not_depend_on_the_order_of_the_recorded_list(recorded
                                                                              reduction_factor)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(values, values, values).map(list), min_size=1, max_size=10))
 def test_in_three_objectives_a_recorded_result_that_dominates_the_trial_is_ahead_of_it(recorded):
     directions = ["maximize", "minimize", "minimize"]
@@ -139,6 +139,7 @@ class _Quiet:
 
 
 def _store(tmp_path) -> StudyStore:
+    """A SQLite study, for the test that reopens it (the others use `memory_store`)."""
     spec = StudySpec(name="m", storage=f"sqlite:///{tmp_path / 'm'}.db", space="metaformer", dataset=DATA,
                      objectives=parse_objectives("accuracy,macs"), sampler="random", seed=0)
     return StudyStore.create(tmp_path / "m", spec, make_sampler("random", 0))
@@ -156,8 +157,8 @@ def _epoch(n: int, accuracy: float) -> EpochMetrics:
     return EpochMetrics(n, 1.0, accuracy, accuracy, 0.1, 100.0)
 
 
-def test_the_producer_stops_a_dominated_run_at_its_rung_and_records_it_pruned_with_the_rung(tmp_path):
-    store = _store(tmp_path)
+def test_the_producer_stops_a_dominated_run_at_its_rung_and_records_it_pruned_with_the_rung(memory_store):
+    store = memory_store(sampler="random")
     producer = _producer(store, [100, 200])
     first, second = producer.next_request(), producer.next_request()
     assert producer.on_progress(first.key, _epoch(1, 0.8)) is None  # alone at the rung
@@ -186,8 +187,8 @@ def test_a_resumed_search_ranks_against_the_rung_records_it_had(tmp_path):
     assert resumed.on_progress(late.key, _epoch(1, 0.4)) is STOP
 
 
-def test_interrupted_runs_leave_no_rung_record(tmp_path):
-    store = _store(tmp_path)
+def test_interrupted_runs_leave_no_rung_record(memory_store):
+    store = memory_store(sampler="random")
     producer = _producer(store, [100, 100])
     request = producer.next_request()
     producer.on_progress(request.key, _epoch(1, 0.9))
