@@ -15,7 +15,7 @@ from vitnas.nas.trainer import TrainSettings, train
 from vitnas.nas.trial import TrialSettings, build_trial_model, run_trial
 from vitnas.search_spaces.space import load_space
 
-DATA = "synthetic:n=192,size=8,chans=1,classes=3"
+DATA = "synthetic:n=96,size=8,chans=1,classes=3"
 SAPPHIRE_RAPIDS = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\nbugs\t\t: avx512_bf16_imaginary\n"
 

@@ -13,9 +13,7 @@ from vitnas.nas.metrics import measurements_for, parse_objectives
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.proxies import meco, naswot, proxy_scores, synflow
 from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
-from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
-from vitnas.nas.search.study import StudySpec, StudyStore
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings, run_trial
 from vitnas.search_spaces.space import load_space
@@ -117,13 +115,11 @@ def test_the_prefilter_keeps_the_best_fraction_by_proxy_and_cost_together():
     assert sorted(kept) == [0, 1] and sorted(skipped) == [2, 3] and "prefiltered by naswot" in skipped[3]
 
 
-def test_a_prefiltering_search_tells_the_sampler_what_it_skipped_and_does_not_count_it(tmp_path):
-    spec = StudySpec(name="p", storage=f"sqlite:///{tmp_path / 'p'}.db", space="metaformer", dataset=DATA,
-                     objectives=parse_objectives("accuracy,macs"), sampler="random", seed=0)
-    store = StudyStore.create(tmp_path / "p", spec, make_sampler("random", 0))
+def test_a_prefiltering_search_tells_the_sampler_what_it_skipped_and_does_not_count_it(memory_store):
+    store = memory_store(sampler="random")
     space = load_space("metaformer")
     scores = iter([3.0, 1.0, 4.0, 2.0, 9.0, 8.0, 7.0, 6.0])
-    prefilter = Prefilter(PrefilterSpec("naswot", 0.5, 4), lambda config: next(scores), spec.objectives)
+    prefilter = Prefilter(PrefilterSpec("naswot", 0.5, 4), lambda config: next(scores), store.spec.objectives)
     producer = OptunaProducer(store, lambda t: space.suggest(t, image_size=8, in_chans=1, num_classes=3),
                               lambda config: {"macs": 100, "params": 10}, CostLimits(), 3, TrialSettings(),
                               _Quiet(), prefilter=prefilter)

@@ -12,9 +12,7 @@ from vitnas.nas.executor.dispatch import Dispatcher
 from vitnas.nas.metrics import measurements_for, parse_objectives
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.search.feasibility import Feasibility, default_trial_timeout, epoch_limit, peak_training_rate
-from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
-from vitnas.nas.search.study import StudySpec, StudyStore
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings, bounded, run_trial
 from vitnas.search_spaces.space import load_space
@@ -82,20 +80,14 @@ def test_the_peak_training_rate_is_a_plausible_cpu_rate():
     assert 1e8 < peak_training_rate(threads=1, precision="fp32", width=128, batch=64) < 1e13
 
 
-def _store(tmp_path) -> StudyStore:
-    spec = StudySpec(name="b", storage=f"sqlite:///{tmp_path / 'b'}.db", space="metaformer", dataset=DATA,
-                     objectives=parse_objectives("accuracy,macs"), sampler="random", seed=0)
-    return StudyStore.create(tmp_path / "b", spec, make_sampler("random", 0))
-
-
 class _Quiet:
     def trial_started(self, number, config): pass
     def trial_progress(self, number, epoch, val_accuracy): pass
     def trial_finished(self, record): pass
 
 
-def test_infeasible_proposals_are_rejected_untrained_and_not_counted(tmp_path):
-    store = _store(tmp_path)
+def test_infeasible_proposals_are_rejected_untrained_and_not_counted(memory_store):
+    store = memory_store(sampler="random", dataset=DATA)
     space = load_space("metaformer")
     macs = iter([10**12, 10**6, 10**12, 10**6])
     producer = OptunaProducer(store, lambda t: space.suggest(t, image_size=8, in_chans=1, num_classes=3),
