@@ -19,10 +19,11 @@ from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=192,size=8,chans=1,classes=3"
 SETTINGS = TrialSettings(train=TrainSettings(epochs=2, device="cpu"), measurements=frozenset())
+SPACE = load_space("metaformer")  # read once: parsing the space file costs more than sampling from it
 
 
 def _arch(classes: int = 3, seed: int = 0) -> dict:
-    return load_space("metaformer").sample(1, seed=seed, image_size=8, in_chans=1, num_classes=classes)[0].to_dict()
+    return SPACE.sample(1, seed=seed, image_size=8, in_chans=1, num_classes=classes)[0].to_dict()
 
 
 def _request(key: str, data: str = "d", **kwargs) -> TrialRequest:

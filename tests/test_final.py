@@ -27,6 +27,7 @@ DATA = "synthetic:n=192,size=8,chans=1,classes=3"
 OBJECTIVES = [Objective("accuracy", "maximize"), Objective("macs", "minimize")]
 # (validation accuracy, MACs, the class the model always predicts): trials 0 and 2 are the front, 1 is dominated
 TRIALS = [(0.9, 100, 0), (0.5, 200, 1), (0.4, 50, 2)]
+SPACE = load_space("metaformer")  # read once: parsing the space file costs more than using it
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def data():
 
 def constant_model(data, label: int) -> nn.Module:
     """A trial's model (Normalize + the space's default architecture) whose logits are one-hot at `label`."""
-    arch = load_space("metaformer").default_config(data.image_size, data.in_chans, data.num_classes)
+    arch = SPACE.default_config(data.image_size, data.in_chans, data.num_classes)
     model = normalized_model(arch, data.mean, data.std)
     with torch.no_grad():
         for parameter in model.parameters():
@@ -143,5 +144,5 @@ def test_run_search_measures_the_front_only_once_the_search_has_all_its_trials(t
     monkeypatch.setattr("vitnas.nas.search.runner._run_trials", lambda *args: None)
     search = SearchSettings(space="metaformer", dataset=DATA, trials=trials, objectives=OBJECTIVES, sampler="random",
                             trial=settings(), out=tmp_path, study="s")
-    run_search(search, store, listener=None, inputs=SearchInputs(load_space("metaformer"), data))
+    run_search(search, store, listener=None, inputs=SearchInputs(SPACE, data))
     assert bool(store.summary().trials[0].final_metrics) is measured

@@ -29,6 +29,7 @@ DATA = "synthetic:n=192,size=8,chans=1,classes=3"
 TINY = ["--space", "metaformer", "--dataset", DATA, "--epochs", "1", "--robustness", "gaussian:0.1",
         "--workers", "2", "--seed", "0"]
 runner = CliRunner()
+SPACE = load_space("metaformer")  # read once: parsing the space file costs more than sampling from it
 
 
 def _report(directory) -> dict:
@@ -44,8 +45,7 @@ def _complete(report: dict) -> dict:
 def _macs_budget() -> int:
     """A MACs budget that most of the space's configs for DATA exceed, so rejection really happens."""
     from vitnas.nas.cost import count_cost
-    space = load_space("metaformer")
-    macs = sorted(count_cost(c).macs for c in space.sample(40, seed=1, image_size=8, in_chans=1, num_classes=3))
+    macs = sorted(count_cost(c).macs for c in SPACE.sample(40, seed=1, image_size=8, in_chans=1, num_classes=3))
     return macs[len(macs) // 4]
 
 
@@ -180,8 +180,7 @@ class _Quiet:
 
 def _producer(store: StudyStore, total: int, limits: CostLimits = CostLimits(), keep: KeepWeights = KeepWeights(),
               params: int = 100) -> OptunaProducer:
-    space = load_space("metaformer")
-    propose = lambda trial: space.suggest(trial, image_size=8, in_chans=1, num_classes=3)  # noqa: E731
+    propose = lambda trial: SPACE.suggest(trial, image_size=8, in_chans=1, num_classes=3)  # noqa: E731
     return OptunaProducer(store, propose, lambda cfg: {"macs": 1000, "params": params}, limits, total, TrialSettings(),
                           _Quiet(), keep, max_rejections=20)
 
