@@ -203,6 +203,15 @@ def test_results_of_hand_made_runs(report):
     json.dumps(report, allow_nan=False)  # strict JSON
 
 
+def test_the_papers_figures_stand_only_beside_the_metric_they_measure():
+    two = {**copy.deepcopy(STUDY), "expect": ["accuracy: identity < conv", "params: identity < conv"]}
+    runs = [record(arm, seed, 0.8) for arm in ("conv", "identity", "twin") for seed in range(3)]
+    for published, shown in (({}, [[0.8, 0.9], [None, None]]), ({"of": "params"}, [[None, None], [0.8, 0.9]])):
+        study = study_from_dict({**two, "published": {**two["published"], **published}})
+        found = results(study, study.profile("quick"), {(r.arm, r.seed): r for r in runs})
+        assert [comparison["published"] for comparison in found["comparisons"]] == shown
+
+
 def test_markdown_and_html_show_the_verdict_the_paper_and_every_seed(report):
     text = markdown(report)
     assert text.startswith("# tiny (profile quick): supported")

@@ -136,6 +136,8 @@ def test_metrics_include_every_expected_one_in_order():
     ({"robustness": "highfreq:9"}, "robustness:"),
     ({"published": {"data": "ImageNet"}}, "published.scale: missing"),
     ({"published": {"data": "x", "scale": "y", "values": {"conv": 1}}}, "published.values.conv: not an arm"),
+    ({"published": {"data": "x", "scale": "y", "of": "macs"}}, "published.of: got 'macs'; allowed: one of the "
+                                                                "study's metrics"),
     ({"profiles": {"quick": {}}}, "profiles.full: missing"),
     ({"profiles": {"quick": {"budget": {"epochs": 1}}, "full": {}}}, "profiles.quick.data: missing"),
     ({"profiles": {**STUDY["profiles"], "quick": {"data": "d", "budget": {"epochs": 1, "seconds": 9}}}},

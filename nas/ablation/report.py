@@ -83,7 +83,7 @@ def _summary(per_seed: dict[int, float | None]) -> dict:
 
 
 def _comparison(study: Study, comparison, pair: stats.Paired, p_holm: float) -> dict:
-    published = study.published.values or {}
+    published = (study.published.values or {}) if comparison.metric.text == study.published.of else {}
     return {"text": comparison.text, "metric": comparison.metric.text, "left": comparison.left,
             "op": comparison.op, "right": comparison.right, "offset": comparison.offset,
             "published": [published.get(comparison.left), published.get(comparison.right)],

@@ -29,7 +29,7 @@ SETTING_KEYS = ("data", "budget", "seeds", "robustness", "train", "set", "train_
 STUDY_KEYS = ("name", "claim", "source", "published", "base", "reference", "arms", "expect", "metrics",
               *SETTING_KEYS, "profiles")
 REQUIRED_PROFILES = ("quick", "full")
-PUBLISHED_KEYS = ("data", "scale", "metric", "values", "note")
+PUBLISHED_KEYS = ("data", "scale", "metric", "of", "values", "note")
 # Training-recipe fields a study or an arm may set (`train.lr` in an arm); the budget, seed and device come from
 # the study's `budget`, `seeds` and the command line.
 TRAIN_KEYS = ("batch_size", "lr", "weight_decay", "warmup", "label_smoothing", "grad_clip", "crop_padding", "flip")
@@ -93,6 +93,7 @@ class Published:
     metric: str = ""
     values: dict[str, float | None] | None = None
     note: str = ""
+    of: str = "accuracy"  # which of our metrics the values stand beside (a comparison on another shows none)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def study_from_dict(data: Any) -> Study:
     metrics = _metrics(data.get("metrics", ["accuracy"]), expect)
     profiles = _profiles(data, metrics)
     return Study(name=name, claim=claim.strip(), source=_text("source", data["source"]),
-                 published=_published(data["published"], arms), base=_base(data["base"]), reference=reference,
+                 published=_published(data["published"], arms, metrics), base=_base(data["base"]), reference=reference,
                  arms=arms, expect=expect, metrics=metrics, profiles=profiles, raw=data)
 
 
@@ -292,7 +293,7 @@ def _metrics(value: Any, expect: tuple[Comparison, ...]) -> tuple[MetricRef, ...
     return tuple(dict.fromkeys(metrics))
 
 
-def _published(value: Any, arms: dict[str, Arm]) -> Published:
+def _published(value: Any, arms: dict[str, Arm], metrics: tuple[MetricRef, ...]) -> Published:
     value = _mapping("published", value)
     for key in value:
         if key not in PUBLISHED_KEYS:
@@ -307,8 +308,11 @@ def _published(value: Any, arms: dict[str, Arm]) -> Published:
                 raise UserError(f"published.values.{arm}: not an arm; arms: {', '.join(arms)}")
             if figure is not None and (isinstance(figure, bool) or not isinstance(figure, (int, float))):
                 raise _fail(f"published.values.{arm}", figure, "allowed: a number, or null where the paper has none")
+    of = value.get("of", "accuracy")
+    if "of" in value and of not in (names := [metric.text for metric in metrics]):
+        raise _fail("published.of", of, f"allowed: one of the study's metrics ({', '.join(names)})")
     return Published(data=_text("published.data", value["data"]), scale=_text("published.scale", value["scale"]),
-                     metric=str(value.get("metric", "")), values=values, note=str(value.get("note", "")))
+                     metric=str(value.get("metric", "")), values=values, note=str(value.get("note", "")), of=of)
 
 
 def _profiles(data: dict, metrics: tuple[MetricRef, ...]) -> dict[str, Profile]:
