@@ -72,7 +72,7 @@ def test_search_runs_trials_on_ray_and_persists_each(finished_study):
         assert metrics["status"] == "ok" and metrics["seed"] == 0 and metrics["dataset"] == DATA
         assert metrics["metrics"]["val_accuracy"] == done[number]["accuracy"]
         assert (folder / "config.yaml").read_text().startswith("name:")
-    # which trials form the front is checked on hand-made values without Ray (test_the_reports_front_...)
+    # which trials form the front is checked against hand-made values, without Ray, at the end of this file
     assert report["pareto"] and set(report["pareto"]) <= set(done) and report["hypervolume"] > 0
 
 
