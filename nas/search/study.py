@@ -211,7 +211,8 @@ class StudyStore:
             if files is None:
                 self.interrupt(trial)
             else:
-                self._tell(trial, *files)
+                config, result = files
+                self._tell(trial, config, *self._judged(result))
             recovered.append(frozen.number)
         return recovered
 
@@ -259,16 +260,20 @@ class StudyStore:
 
     def finish(self, trial: optuna.trial.Trial, config: dict, result: TrialResult) -> TrialRecord:
         """Persist one run's result: its files first (weights included), then its outcome and values in the storage."""
-        outcome, error = result.outcome, result.error
-        if outcome is Outcome.OK:
-            values, error = self._objective_values(result.metrics)
-            outcome = Outcome.OK if values is not None else Outcome.FAILED
-        result = replace(result, outcome=outcome, error=error)
+        result, values = self._judged(result)
         self._write_files(self.trial_dir(trial.number), config, result)
-        return self._tell(trial, config, result)
+        return self._tell(trial, config, result, values)
 
-    def _tell(self, trial: optuna.trial.Trial, config: dict, result: TrialResult) -> TrialRecord:
-        """The storage learns a run's final outcome (the one its files record)."""
+    def _judged(self, result: TrialResult) -> tuple[TrialResult, dict[str, float] | None]:
+        """The run's final outcome and its objective values: an OK run without usable objectives is FAILED."""
+        if result.outcome is not Outcome.OK:
+            return result, None
+        values, error = self._objective_values(result.metrics)
+        return (result, values) if values is not None else (replace(result, outcome=Outcome.FAILED, error=error), None)
+
+    def _tell(self, trial: optuna.trial.Trial, config: dict, result: TrialResult,
+              values: dict[str, float] | None) -> TrialRecord:
+        """The storage learns a run's final outcome (the one its files record) and, when OK, its objective values."""
         trial.set_user_attr("config", config)
         trial.set_user_attr("metrics", result.metrics)
         trial.set_user_attr("duration_s", result.duration_s)
@@ -276,7 +281,6 @@ class StudyStore:
         if result.error:
             trial.set_user_attr("error", result.error)
         if result.outcome is Outcome.OK:
-            values, _ = self._objective_values(result.metrics)
             frozen = self.study.tell(trial, [values[o.name] for o in self.spec.objectives])
         else:
             state = optuna.trial.TrialState.PRUNED if result.outcome is Outcome.PRUNED else optuna.trial.TrialState.FAIL
