@@ -1,9 +1,12 @@
 """Hypervolume over wall-clock time: TPE with full-budget trials vs TPE + MO-ASHA vs random search.
 
-    python benchmarks/bench_early_stop.py --dataset cifar10 --epochs 9 --minutes 30 --seeds 0,1,2 --out bench-es
+    python benchmarks/bench_early_stop.py --dataset ../shared/data/cifar10-jpg.zip --train-images 5000 \
+        --epochs 9 --minutes 30 --seeds 0,1,2 --out bench-es
 
 Each arm is one `vitnas search` (2 workers, objectives accuracy,macs, robustness none) stopped with Ctrl-C when its
-wall budget ends; every finished trial is in its study. Hypervolumes use one reference point shared by every arm and
+wall budget ends; every finished trial is in its study. `--train-images N` trains every arm on the same stratified
+N of the data set's training images (the search holds a tenth of them out for validation), written once to
+OUT/trainN.npz, so that a short wall budget still holds enough trials to compare. Hypervolumes use one reference point shared by every arm and
 seed (pareto.reference_point over all completed trials of all runs), and a trial counts from the moment it finished.
 Prints, per arm, the mean hypervolume at each tenth of the budget and the time at which it first reaches the
 full-budget arm's final hypervolume (target: MO-ASHA within half the budget); writes OUT/curves.png.
@@ -19,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitnas.nas.data import load_dataset
+from vitnas.nas.data.dataset import stratified_holdout
 from vitnas.nas.pareto import hypervolume, reference_point
 from vitnas.nas.search.study import StudyStore
 
@@ -28,10 +33,24 @@ ARMS = {"tpe-full": ["--sampler", "tpe"],
 DIRECTIONS = ["maximize", "minimize"]
 
 
+def training_data(args) -> str:
+    """The --dataset every arm searches: as given, or a stratified subset of its training images (test split whole)."""
+    if args.train_images is None:
+        return args.dataset
+    path = args.out / f"train{args.train_images}.npz"
+    if not path.exists():
+        full = load_dataset(args.dataset, val_fraction=0.0)
+        _, chosen = stratified_holdout(full.y_train.numpy(), args.train_images / len(full.y_train), seed=0)
+        args.out.mkdir(parents=True, exist_ok=True)
+        np.savez(path, x_train=full.x_train[chosen].numpy(), y_train=full.y_train[chosen].numpy(),
+                 x_test=full.x_test.numpy(), y_test=full.y_test.numpy(), classes=np.array(full.classes))
+    return str(path)
+
+
 def run_arm(arm: str, seed: int, args) -> tuple[float, list[tuple[float, list[float]]]]:
     """Start time and (finished_at, [accuracy, macs]) of each completed trial of one stopped search."""
     study = f"{arm}-s{seed}"
-    command = [sys.executable, "-m", "vitnas.cli", "search", "--dataset", args.dataset, "--epochs", str(args.epochs),
+    command = [sys.executable, "-m", "vitnas.cli", "search", "--dataset", args.data, "--epochs", str(args.epochs),
                "--objectives", "accuracy,macs", "--robustness", "none", "--workers", "2", "--trials", "100000",
                "--seed", str(seed), "--out", str(args.out), "--study", study, *ARMS[arm]]
     start = time.time()
@@ -56,12 +75,14 @@ def curve(start: float, done: list, reference: list[float], times: np.ndarray) -
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--dataset", default="../shared/data/cifar10-jpg.zip")
+    parser.add_argument("--train-images", type=int)
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=Path("bench-early-stop"))
     args = parser.parse_args()
+    args.data = training_data(args)
     runs = {(arm, int(seed)): run_arm(arm, int(seed), args) for seed in args.seeds.split(",") for arm in ARMS}
     everything = [p for _, done in runs.values() for _, p in done]
     reference = reference_point(everything, DIRECTIONS)
@@ -82,7 +103,7 @@ def main() -> None:
     figure, axis = plt.subplots(figsize=(6, 4))
     for arm, values in curves.items():
         axis.plot(times / 60, values, label=arm)
-    axis.set(xlabel="wall clock (min)", ylabel="hypervolume (accuracy x MACs)", title=f"{args.dataset}, "
+    axis.set(xlabel="wall clock (min)", ylabel="hypervolume (accuracy x MACs)", title=f"{Path(args.data).name}, "
              f"{args.epochs} epochs, 2 workers, seeds {args.seeds}")
     axis.legend()
     figure.tight_layout()

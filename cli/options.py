@@ -16,8 +16,9 @@ DatasetOption = Annotated[str, typer.Option(
          ".npz with x_train,y_train,x_test,y_test.")]
 EpochsOption = Annotated[int | None, typer.Option(min=1, help="Training budget in epochs (train's default: 30).")]
 # A budget past a week is a typo (or `inf`, which would train forever at learning rate 0): refuse it up front.
-TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, max=7 * 24 * 3600, help="Training budget in "
-                                                  "wall-clock seconds (search's default: 20 per trial).")]
+TimeOption = Annotated[float | None, typer.Option("--time", min=0.1, max=7 * 24 * 3600, help="Wall-clock budget in "
+                                                  "seconds for training and the measurements after it: training ends "
+                                                  "early enough for them (search's default: 20 per trial).")]
 # Seeds reach torch, numpy and Python's random; numpy takes 0 .. 2**32 - 1.
 SeedOption = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Seed for data split, initialisation, order "
                                          "and augmentation (0 to 4294967295).")]

@@ -40,6 +40,10 @@ def test(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSetti
             "test_accuracy": test_accuracy}
 
 
+def test_work(data: Dataset, settings: TrialSettings) -> int:
+    return len(data.y_test)
+
+
 def latency(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:
     shape = _sample_shape(arch)
     return {"latency_ms": measure_latency(model, shape, batch_size=1, device=device),
@@ -67,6 +71,13 @@ def robustness(model: nn.Module, arch: ArchConfig, data: Dataset, settings: Tria
             "robustness_components": result.components, "robustness_relative": result.relative,
             "robustness_details": result.details, "robustness_suite": settings.robustness,
             "robustness_split": settings.robustness_split}
+
+
+def robustness_work(data: Dataset, settings: TrialSettings) -> int:
+    from vitnas.nas.robustness import parse_suite
+    available = len(data.y_val) if settings.robustness_split == "val" else len(data.y_test)
+    return parse_suite(settings.robustness).forward_images(min(available, settings.robustness_images),
+                                                           settings.train.eval_batch_size)
 
 
 def proxies(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings, device: torch.device) -> dict:

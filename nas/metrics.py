@@ -27,6 +27,9 @@ class Measurement:
     # "module:function" taking (model, arch, data, settings, device) and returning metrics; imported only when the
     # measurement is taken, so declaring one costs no import. None: the training run itself records these metrics.
     function: str | None
+    # "module:function" taking (data, settings) and returning how many forward passes (images; a backward pass
+    # counts as two) it runs after training, which a time budget keeps time for. None: too little to count.
+    work: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,14 @@ _MEASUREMENTS = (
     Measurement("cost", "params, MACs, FLOPs, activation memory, counted on the meta device", True, False,
                 "vitnas.nas.measurements:cost"),
     Measurement("accuracy", "validation accuracy", True, True, "vitnas.nas.measurements:accuracy"),
-    Measurement("test", "test accuracy (a search never ranks on it)", False, True, "vitnas.nas.measurements:test"),
+    Measurement("test", "test accuracy (a search never ranks on it)", False, True, "vitnas.nas.measurements:test",
+                "vitnas.nas.measurements:test_work"),
     Measurement("training", "training time and throughput", True, True, None),
     Measurement("latency", "inference latency at batch 1 and at the latency batch", False, False,
                 "vitnas.nas.measurements:latency"),
     Measurement("memory", "peak memory of one training step", False, False, "vitnas.nas.measurements:memory"),
     Measurement("robustness", "the suite chosen with --robustness", False, True,
-                "vitnas.nas.measurements:robustness"),
+                "vitnas.nas.measurements:robustness", "vitnas.nas.measurements:robustness_work"),
     Measurement("proxies", "zero-cost proxies NASWOT, synflow and MeCo of the untrained model", False, False,
                 "vitnas.nas.measurements:proxies"),
 )

@@ -140,16 +140,17 @@ def _optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
 
 def train(model: nn.Module, data: Dataset, settings: TrainSettings, *,
           on_epoch: Callable[[EpochMetrics], None] | None = None,
-          progress: Callable[[ProgressUpdate], None] | None = None) -> TrainResult:
-    """Trains `model` in place on data.x_train and reports data.x_val accuracy after each epoch."""
+          progress: Callable[[ProgressUpdate], None] | None = None, reserve_images: int = 0) -> TrainResult:
+    """Trains `model` in place on data.x_train and reports data.x_val accuracy after each epoch. Under a time budget,
+    `reserve_images` is the forward passes the caller runs after training within the same budget."""
     device = resolve_device(settings.device)
     on_gpu = device.type == "cuda"
     with torch.random.fork_rng(devices=[device] if on_gpu else []), use_precision(settings.precision):
         torch.manual_seed(settings.seed)
-        return _train(model, data, settings, device, on_epoch, progress)
+        return _train(model, data, settings, device, on_epoch, progress, reserve_images)
 
 
-def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
+def _train(model, data, settings, device, on_epoch, progress, reserve_images) -> TrainResult:
     start = time.perf_counter()
     on_gpu = device.type == "cuda"
     generator = torch.Generator(device=device).manual_seed(settings.seed)
@@ -166,8 +167,18 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
     total_steps = steps_per_epoch * settings.epochs if settings.epochs is not None else None
     sync_every = _GPU_SYNC_EVERY if on_gpu else 1
 
+    # A time budget bounds the whole trial, not only its steps: training ends early enough for the last validation
+    # and the caller's measurements, each image estimated at a third of a training image's measured time (a backward
+    # pass costs about two forwards; evaluation needs no gradients, so the estimate errs long). Training keeps at
+    # least half the budget: a model whose measurements need more is the trial timeout's to stop.
+    after_training = len(data.y_val) + reserve_images
+
+    def training_seconds() -> float:
+        reserve = after_training * step_seconds / (3 * images_seen) if images_seen else 0.0
+        return settings.seconds - min(reserve, settings.seconds / 2)
+
     def budget_used() -> float:
-        return step / total_steps if total_steps is not None else (time.perf_counter() - start) / settings.seconds
+        return step / total_steps if total_steps is not None else (time.perf_counter() - start) / training_seconds()
 
     history: list[EpochMetrics] = []
     step, step_seconds, images_seen, epoch = 0, 0.0, 0, 0
@@ -210,7 +221,7 @@ def _train(model, data, settings, device, on_epoch, progress) -> TrainResult:
                 progress(ProgressUpdate(epoch, step, min(1.0, budget_used()), loss_sum.item() / batches,
                                         correct.item() / epoch_images,
                                         images_seen / max(step_seconds, 1e-9)))
-            if settings.seconds is not None and time.perf_counter() - start >= settings.seconds:
+            if settings.seconds is not None and time.perf_counter() - start >= training_seconds():
                 out_of_time = True
                 break
         epoch_train_seconds = time.perf_counter() - epoch_start

@@ -92,19 +92,31 @@ def build_trial_model(arch: ArchConfig, data: Dataset) -> nn.Module:
     return normalized_model(arch, data.mean, data.std)
 
 
+def _load(function: str):
+    module, _, name = function.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def measure_model(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings,
-                  device: str | torch.device, *, trained: bool = True) -> dict:
+                  device: str | torch.device, *, trained: bool = True, taken: dict | None = None) -> dict:
     """The metrics of settings.measurements on `model` (on `device`), in the registry's order, JSON-safe (a NaN is
-    None); an untrained (e.g. diverged) model gets only the measurements that mean something without training."""
-    metrics = {}
+    None); an untrained (e.g. diverged) model gets only the measurements that mean something without training.
+    `taken` maps measurements already taken to their metrics, which stand in their place."""
+    metrics, taken = {}, taken or {}
     with use_precision(settings.train.precision):
         for measurement in MEASUREMENTS.values():
-            if (measurement.name in settings.measurements and measurement.function is not None
+            if measurement.name in taken:
+                metrics.update(taken[measurement.name])
+            elif (measurement.name in settings.measurements and measurement.function is not None
                     and (trained or not measurement.needs_training)):
-                module, _, name = measurement.function.partition(":")
-                measure = getattr(importlib.import_module(module), name)
-                metrics.update(measure(model, arch, data, settings, torch.device(device)))
+                metrics.update(_load(measurement.function)(model, arch, data, settings, torch.device(device)))
     return json_safe(metrics)
+
+
+def measurement_work(data: Dataset, settings: TrialSettings) -> int:
+    """Forward passes (images) the measurements of `settings` run after training, as each one declares its own."""
+    return sum(_load(measurement.work)(data, settings) for measurement in MEASUREMENTS.values()
+               if measurement.name in settings.measurements and measurement.work is not None)
 
 
 def run_trial(arch: ArchConfig, data: Dataset, settings: TrialSettings, *, on_epoch=None,
@@ -114,11 +126,14 @@ def run_trial(arch: ArchConfig, data: Dataset, settings: TrialSettings, *, on_ep
         model = build_trial_model(arch, data)
     data = bounded(data, settings)
     device = resolve_device(settings.train.device)
-    result = train(model, data, settings.train, on_epoch=on_epoch, progress=progress)
+    result = train(model, data, settings.train, on_epoch=on_epoch, progress=progress,
+                   reserve_images=measurement_work(data, settings))
     history = [vars(epoch) for epoch in result.history]
     timing = {"train_seconds": result.train_seconds, "images_per_second": result.images_per_second,
               "epochs": result.epochs}
     trained = result.status is Outcome.OK
-    metrics = {**timing, **measure_model(model, arch, data, settings, device, trained=trained)}
+    # the trainer validated the final model already: its figure is the accuracy measurement, not a second pass
+    validated = {"accuracy": {"val_accuracy": result.val_accuracy}} if trained else {}
+    metrics = {**timing, **measure_model(model, arch, data, settings, device, trained=trained, taken=validated)}
     error = None if trained else f"diverged: the training loss became NaN/inf in epoch {result.epochs}"
     return TrialOutcome(result.status, metrics, model, history, error)

@@ -1,5 +1,6 @@
 """Budgets that bound a whole trial: bounded evaluation subsets, the default trial timeout, proposals infeasible for
 the budget rejected untrained, and a run over its timeout killed and recorded failed (over time)."""
+import dataclasses
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from vitnas.nas.outcome import Outcome
 from vitnas.nas.search.feasibility import Feasibility, default_trial_timeout, epoch_limit, peak_training_rate
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.trainer import TrainSettings
-from vitnas.nas.trial import TrialSettings, bounded, run_trial
+from vitnas.nas.trial import TrialSettings, bounded, measurement_work, run_trial
 from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=600,size=8,chans=1,classes=3"
@@ -59,6 +60,63 @@ def test_a_search_trial_evaluates_on_bounded_subsets_and_measures_only_what_is_a
     train = options.trial_settings(5, None, 0, "cpu", "default", search=False,
                                    measurements=measurements_for(objectives))
     assert train.val_images is None and train.test_images is None
+
+
+class _Counting(torch.nn.Module):
+    """Counts the images of every forward pass, and of those that build a graph (a backward pass follows)."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.linear = torch.nn.Linear(3 * 8 * 8, classes)
+        self.images = self.graph_images = 0
+
+    def forward(self, x):
+        self.images += len(x)
+        self.graph_images += len(x) if torch.is_grad_enabled() and x.requires_grad else 0
+        return self.linear(x.flatten(1))
+
+
+@pytest.mark.parametrize("spec", ["default", "pgd:1,2;patch:0.1;jpeg:3", "none"])
+def test_a_suites_declared_work_is_the_forward_passes_it_runs(spec):
+    from vitnas.nas.robustness import evaluate_robustness, parse_suite
+
+    suite = dataclasses.replace(parse_suite(spec), pgd_steps=3, patch_steps=4)
+    model, x, y = _Counting(4), torch.rand(50, 3, 8, 8), torch.randint(0, 4, (50,))
+    evaluate_robustness(model, x, y, suite, batch_size=16, max_images=40)
+    # a pass that builds a graph is followed by a backward pass, which costs about two forwards
+    assert suite.forward_images(40, batch_size=16) == model.images + 2 * model.graph_images
+
+
+def test_a_trial_reserves_the_work_of_the_measurements_it_takes(data):
+    from vitnas.nas.robustness import parse_suite
+
+    search = TrialSettings(measurements=frozenset({"robustness"}), robustness_images=100, val_images=60)
+    cut = bounded(data, search)
+    assert measurement_work(cut, search) == parse_suite("default").forward_images(60, 256)  # only 60 to measure
+    with_test = dataclasses.replace(search, measurements=frozenset({"robustness", "test"}))
+    assert measurement_work(cut, with_test) == measurement_work(cut, search) + len(cut.y_test)
+    assert measurement_work(cut, TrialSettings(measurements=frozenset({"latency", "proxies"}))) == 0
+
+
+def test_a_time_budget_keeps_time_for_the_measurements_but_at_most_half(data):
+    from vitnas.nas.trainer import train
+
+    def trained_for(reserve_images: int) -> float:
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        return train(model, data, TrainSettings(seconds=1.0, batch_size=8, device="cpu"),
+                     reserve_images=reserve_images).train_seconds
+
+    assert trained_for(0) >= 0.9  # the budget trains, less only the last validation of 60 images
+    assert 0.5 <= trained_for(10**9) < 0.9  # measurements that would need hours leave training half the budget
+
+
+def test_a_trial_takes_its_validation_accuracy_from_training_without_a_second_pass(data, monkeypatch):
+    import vitnas.nas.measurements
+
+    monkeypatch.setattr(vitnas.nas.measurements, "accuracy", None)  # calling it would fail
+    settings = TrialSettings(train=TrainSettings(epochs=1, batch_size=64), measurements=frozenset(), val_images=30)
+    outcome = run_trial(_arch(), data, settings)
+    assert outcome.metrics["val_accuracy"] == outcome.history[-1]["val_accuracy"]
 
 
 def test_the_default_trial_timeout_is_a_stated_multiple_of_a_time_budget():

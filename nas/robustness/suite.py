@@ -114,6 +114,21 @@ class Suite:
     patch_step_size: float = 0.05
     frequency_cutoff: float = 0.5
 
+    def forward_images(self, images: int, batch_size: int) -> int:
+        """Forward passes (one image each; a backward pass counts as two) that measuring `images` images takes: the
+        clean pass, one pass per part, an input gradient per image for FGSM and per step for PGD, and the patch's
+        fitting steps on one batch. A time budget reserves their time (nas/trainer.py)."""
+        gradient = 3
+        total = images * (1 + len(self.parts))
+        for part in self.parts:
+            if part.kind == "fgsm":
+                total += gradient * images
+            elif part.kind == "pgd":
+                total += gradient * self.pgd_steps * images
+            elif part.kind == "patch":
+                total += gradient * self.patch_steps * min(batch_size, images)
+        return total
+
 
 def _allowed_kinds() -> str:
     return ", ".join([kind.token for kind in KINDS] + [_ALL_CORRUPTIONS])
