@@ -1,7 +1,7 @@
 """Hypervolume over wall-clock time: TPE with full-budget trials vs TPE + MO-ASHA vs random search.
 
     python benchmarks/bench_early_stop.py --dataset ../shared/data/cifar10-jpg.zip --train-images 5000 \
-        --epochs 9 --minutes 30 --seeds 0,1,2 --out bench-es
+        --epochs 9 --minutes 30 --seeds 0,1,2 --out bench-es [--max-macs 5M]
 
 Each arm is one `vitnas search` (2 workers, objectives accuracy,macs, robustness none) stopped with Ctrl-C when its
 wall budget ends; every finished trial is in its study. `--train-images N` trains every arm on the same stratified
@@ -52,7 +52,8 @@ def run_arm(arm: str, seed: int, args) -> tuple[float, list[tuple[float, list[fl
     study = f"{arm}-s{seed}"
     command = [sys.executable, "-m", "vitnas.cli", "search", "--dataset", args.data, "--epochs", str(args.epochs),
                "--objectives", "accuracy,macs", "--robustness", "none", "--workers", "2", "--trials", "100000",
-               "--seed", str(seed), "--out", str(args.out), "--study", study, *ARMS[arm]]
+               "--seed", str(seed), "--out", str(args.out), "--study", study, *ARMS[arm],
+               *(["--max-macs", args.max_macs] if args.max_macs else [])]
     start = time.time()
     search = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -77,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="../shared/data/cifar10-jpg.zip")
     parser.add_argument("--train-images", type=int)
+    parser.add_argument("--max-macs", help="passed to every arm's search, e.g. 5M: bounds the slowest trial")
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seeds", default="0,1,2")
