@@ -6,8 +6,9 @@
 Each arm is one `vitnas search` (2 workers, objectives accuracy,macs, robustness none) stopped with Ctrl-C when its
 wall budget ends; every finished trial is in its study. `--train-images N` trains every arm on the same stratified
 N of the data set's training images (the search holds a tenth of them out for validation), written once to
-OUT/trainN.npz, so that a short wall budget still holds enough trials to compare. Hypervolumes use one reference point shared by every arm and
-seed (pareto.reference_point over all completed trials of all runs), and a trial counts from the moment it finished.
+OUT/trainN.npz, so that a short wall budget still holds enough trials to compare. Hypervolumes use one reference
+point shared by every arm and seed (pareto.reference_point over all completed trials of all runs), and a trial
+counts from the moment it finished.
 Prints, per arm, the mean hypervolume at each tenth of the budget and the time at which it first reaches the
 full-budget arm's final hypervolume (target: MO-ASHA within half the budget); writes OUT/curves.png.
 """

@@ -58,12 +58,16 @@ def memory(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSet
     return {"peak_memory_mb": peak / 2**20}
 
 
+def _robustness_split(data: Dataset, settings: TrialSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    return (data.x_val, data.y_val) if settings.robustness_split == "val" else (data.x_test, data.y_test)
+
+
 def robustness(model: nn.Module, arch: ArchConfig, data: Dataset, settings: TrialSettings,
                device: torch.device) -> dict:
     # the suite pulls in matplotlib (for its heat map): loaded only by trials that measure robustness
     from vitnas.nas.robustness import evaluate_robustness, parse_suite
 
-    x, y = (data.x_val, data.y_val) if settings.robustness_split == "val" else (data.x_test, data.y_test)
+    x, y = _robustness_split(data, settings)
     result = evaluate_robustness(model, x, y, parse_suite(settings.robustness), device=device,
                                  seed=settings.train.seed, batch_size=settings.train.eval_batch_size,
                                  max_images=settings.robustness_images)
@@ -75,8 +79,8 @@ def robustness(model: nn.Module, arch: ArchConfig, data: Dataset, settings: Tria
 
 def robustness_work(data: Dataset, settings: TrialSettings) -> int:
     from vitnas.nas.robustness import parse_suite
-    available = len(data.y_val) if settings.robustness_split == "val" else len(data.y_test)
-    return parse_suite(settings.robustness).forward_images(min(available, settings.robustness_images),
+    _, y = _robustness_split(data, settings)
+    return parse_suite(settings.robustness).forward_images(min(len(y), settings.robustness_images),
                                                            settings.train.eval_batch_size)
 
 
