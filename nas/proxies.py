@@ -4,8 +4,11 @@
   an activation function falls on; K[i, j] counts the units on which images i and j agree, and the score is
   log |det K|. Networks whose untrained activations tell the images apart score high.
 - synflow (Tanaka et al. 2020, as a NAS proxy by Abdelfattah et al. 2021): with every parameter replaced by its
-  absolute value and an all-ones input, in float64, R = sum of the outputs; the score is the log of
-  sum |theta * dR/dtheta| over all parameters. It needs no data and measures how much signal flows end to end.
+  absolute value, every activation function by the identity, and an all-ones input, in float64, R = sum of the
+  outputs; the score is the log of sum |theta * dR/dtheta| over all parameters. It needs no data and measures how
+  much signal flows end to end. Tanaka's R = 1' prod|W| 1 is the linearised network's; a ReLU is the identity on
+  its all-positive inputs, but the space's squared ReLU squares the signal twice a block, which overflows float64
+  within four blocks (every such model scored -inf before the activations were linearised).
 - MeCo (Jiang et al. 2023): for one image, the Pearson correlation matrix between the channels of each conv or
   linear layer's output (across its spatial positions or tokens); the score is the sum over layers of each matrix's
   smallest eigenvalue. As in the paper's faster variant, a layer wider than MECO_CHANNELS is scored on that many of
@@ -60,8 +63,14 @@ def naswot(model: nn.Module, images: torch.Tensor) -> float:
 
 
 def synflow(model: nn.Module, images: torch.Tensor) -> float:
-    """log of the synaptic flow of the model with absolute-valued weights on an all-ones image (float64)."""
+    """log of the synaptic flow of the linearised model (absolute-valued weights, identity activations) on an all-ones
+    image (float64)."""
     flow_model = copy.deepcopy(model).double()
+    activations = tuple(cls for _, cls in ACTS.items())
+    for name, module in list(flow_model.named_modules()):
+        for child_name, child in module.named_children():
+            if isinstance(child, activations):
+                setattr(module, child_name, nn.Identity())
     with torch.no_grad():
         for parameter in flow_model.parameters():
             parameter.abs_()

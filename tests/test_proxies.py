@@ -16,6 +16,9 @@ from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings, run_trial
+from vitnas.search_spaces.config import ArchConfig
+from vitnas.search_spaces.model import build_model
+from vitnas.search_spaces.registry import ACTS
 from vitnas.search_spaces.space import load_space
 
 DATA = "synthetic:n=192,size=8,chans=1,classes=3"
@@ -51,6 +54,18 @@ def test_synflow_by_hand():
     model = nn.Sequential(_linear([[1, -1], [2, 0]]), _linear([[1, -3]]))
     assert synflow(model, torch.zeros(5, 2)) == pytest.approx(math.log(16))
     assert model[0].weight.data.tolist() == [[1, -1], [2, 0]]  # scored on a copy
+    # activations are linearised: a squared ReLU between the layers changes nothing, and is still there afterwards
+    squared = nn.Sequential(_linear([[1, -1], [2, 0]]), ACTS["squared_relu"](), _linear([[1, -3]]))
+    assert synflow(squared, torch.zeros(5, 2)) == pytest.approx(math.log(16))
+    assert isinstance(squared[1], ACTS["squared_relu"])
+
+
+def test_synflow_is_finite_where_squared_relus_would_overflow():
+    """Six convmixer blocks with squared ReLUs square the all-ones signal twelve times: 10^300 after three blocks."""
+    arch = ArchConfig.from_dict({**load_space("metaformer").default_config(32, 3, 10).to_dict(), "act": "squared_relu",
+                                 "block": "convmixer"})
+    torch.manual_seed(0)
+    assert math.isfinite(synflow(build_model(arch), torch.rand(2, 3, 32, 32)))
 
 
 def test_meco_by_hand():

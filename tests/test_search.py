@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from vitnas.cli.app import app
 from vitnas.nas.checkpoint import load_checkpoint
 from vitnas.nas.data import load_dataset
-from vitnas.nas.executor import TrialResult
+from vitnas.nas.executor import WAIT, TrialResult
 from vitnas.nas.metrics import parse_objectives
 from vitnas.nas.outcome import Outcome
+from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
 from vitnas.nas.search.study import StudySpec, StudyStore
@@ -255,6 +256,34 @@ def test_cost_limits_that_nothing_meets_are_a_user_error(memory_store):
         _producer(store, 3, CostLimits(max_macs=10)).next_request()
     assert store.counted_trials() == 0 and len(store.study.get_trials()) == 20
     assert {t.user_attrs["outcome"] for t in store.study.get_trials()} == {"rejected"}
+
+
+def test_a_time_slice_hands_the_executor_back_between_rejected_proposals(memory_store):
+    """With a slice of 0 s each call proposes once: rejected proposals return WAIT (the executor handles reports,
+    then asks again), the count of rejections in a row carries across calls, and proposals still being gathered
+    when the execution stops are interrupted like queued ones, not left RUNNING."""
+    store = memory_store()
+    macs = iter([50, 60, 5, 70, 80, 90, 95])  # over --max-macs 10 except the third
+    producer = OptunaProducer(store, lambda trial: SPACE.suggest(trial, image_size=8, in_chans=1, num_classes=3),
+                              lambda config: {"macs": next(macs), "params": 1}, CostLimits(max_macs=10), 5,
+                              TrialSettings(), _Quiet(), max_rejections=4, proposal_slice_s=0.0)
+    assert [producer.next_request() for _ in range(2)] == [WAIT, WAIT]
+    request = producer.next_request()
+    assert request.key == "2" and len(store.study.get_trials()) == 3
+    assert [producer.next_request() for _ in range(4)] == [WAIT] * 4
+    with pytest.raises(UserError, match="4 proposals in a row"):
+        producer.next_request()
+
+    stopping = memory_store("stopping")
+    batch = OptunaProducer(stopping, lambda trial: SPACE.suggest(trial, image_size=8, in_chans=1, num_classes=3),
+                           lambda config: {"macs": 5, "params": 1}, CostLimits(), 5, TrialSettings(), _Quiet(),
+                           prefilter=Prefilter(PrefilterSpec("naswot", keep=0.5, batch=4), lambda config: 0.0,
+                                               parse_objectives("accuracy,macs")),
+                           proposal_slice_s=0.0)
+    assert batch.next_request() is WAIT
+    batch.on_interrupted([])
+    assert [(t.state.name, t.user_attrs.get("outcome")) for t in stopping.study.get_trials()] == [
+        ("FAIL", "interrupted"), ("WAITING", None)]  # failed as interrupted, its config queued for --resume
 
 
 def _weights_study(store: StudyStore, keep: KeepWeights, params: int) -> dict[int, bool]:

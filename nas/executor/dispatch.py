@@ -98,11 +98,11 @@ class Dispatcher:
         self.finished(trial_id, result)
 
     def interrupt_running(self) -> None:
-        """The execution stops with runs in flight (Ctrl-C, a producer error): tell the producer which."""
+        """The execution stops (Ctrl-C, a producer error, or done): tell the producer which runs were in flight, if
+        any; it may also hold proposals that never became runs."""
         keys = [request.key for request in self._running.values()]
         self._running.clear()
-        if keys:
-            self.producer.on_interrupted(keys)
+        self.producer.on_interrupted(keys)
 
     def _result(self, trial_id: str, outcome: Outcome, error: str, metrics: dict | None = None) -> TrialResult:
         started, started_at = self._started[trial_id]

@@ -96,4 +96,4 @@ class Producer(Protocol):
         """A run ended (any outcome but INTERRUPTED): persist it here, at once."""
 
     def on_interrupted(self, keys: list[str]) -> None:
-        """These runs were cut off (Ctrl-C, or a producer error): they have no result and may run again later."""
+        """The execution stopped; these runs (maybe none) were cut off: they have no result and may run again later."""

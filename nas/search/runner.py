@@ -15,7 +15,7 @@ from vitnas.nas.search.final import measure_front
 from vitnas.nas.search.moasha import EarlyStopping, MoAsha
 from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.samplers import make_sampler
-from vitnas.nas.search.searcher import SEARCH_DATA, CostLimits, OptunaProducer, SearchListener
+from vitnas.nas.search.searcher import PROPOSAL_SLICE_S, SEARCH_DATA, CostLimits, OptunaProducer, SearchListener
 from vitnas.nas.search.study import StudySpec, StudyStore, default_storage, hold_lock
 from vitnas.nas.search.weights import KeepWeights
 from vitnas.nas.trial import TrialSettings
@@ -172,5 +172,6 @@ def _run_trials(settings: SearchSettings, store: StudyStore, listener: SearchLis
                               settings.keep_weights, feasibility=_feasibility(settings, data),
                               prefilter=_prefilter(settings, data),
                               early_stop=None if rungs is None else MoAsha(rungs, settings.objectives, store.study),
-                              trial_timeout=settings.trial_timeout, allow_repeats=settings.allow_repeats)
+                              trial_timeout=settings.trial_timeout, allow_repeats=settings.allow_repeats,
+                              proposal_slice_s=PROPOSAL_SLICE_S)
     execute(producer, {SEARCH_DATA: data}, settings.resources, store.directory / "ray")

@@ -5,13 +5,14 @@ the MACs/params limits, infeasible for the budget or already run in the study (a
 again) before they cost anything, optionally keeps only the best of a batch by a zero-cost proxy (--prefilter), stops
 runs that MO-ASHA judges at a rung (--early-stop), and records each run in the study store the moment it ends.
 """
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 import optuna
 
-from vitnas.nas.executor import STOP, Signal, TrialRequest, TrialResult
+from vitnas.nas.executor import STOP, WAIT, Signal, TrialRequest, TrialResult
 from vitnas.nas.outcome import Outcome
 from vitnas.nas.records import TrialRecord
 from vitnas.nas.search.feasibility import Feasibility
@@ -24,6 +25,10 @@ from vitnas.nas.trial import TrialSettings
 from vitnas.errors import UserError
 
 MAX_CONSECUTIVE_REJECTIONS = 500
+# The most seconds one call for the next run spends proposing (each proposal: a sampler step over the whole study and
+# a cost count, 0.2-1 s) before it lets the executor go on. Ray Tune asks on its driver loop, and a running trial's
+# epoch report waits on that loop: a long run of rejected proposals once held two trials for 23 s.
+PROPOSAL_SLICE_S = 0.25
 SEARCH_DATA = "search"  # a search trains every trial on one data set (one seed)
 
 
@@ -64,22 +69,28 @@ class OptunaProducer:
                  total: int, settings: TrialSettings, listener: SearchListener, keep: KeepWeights = KeepWeights(),
                  max_rejections: int = MAX_CONSECUTIVE_REJECTIONS, *, feasibility: Feasibility | None = None,
                  prefilter: Prefilter | None = None, early_stop: MoAsha | None = None,
-                 trial_timeout: float | None = None, allow_repeats: bool = False):
+                 trial_timeout: float | None = None, allow_repeats: bool = False,
+                 proposal_slice_s: float | None = None):
         self.store, self.propose, self.cost, self.limits = store, propose, cost, limits
         self.total, self.settings, self.listener, self.keep = total, settings, listener, keep
         self.max_rejections, self.feasibility, self.prefilter = max_rejections, feasibility, prefilter
         self.early_stop, self.trial_timeout, self.allow_repeats = early_stop, trial_timeout, allow_repeats
+        self.proposal_slice_s = proposal_slice_s  # None: propose until a run is ready, however long it takes
         self._ran = store.ran_configs()  # architecture -> the trial that ran it: not run again unless allowed
+        self._pending: list[_Proposal] = []  # admissible proposals of the batch being gathered
+        self._rejected_in_a_row, self._last_rejection = 0, ""
         self._queued: list[_Proposal] = []  # proposals that passed the prefilter, waiting for a worker
         self._running: dict[str, _Proposal] = {}
         self._stopped: dict[str, Decision] = {}  # runs MO-ASHA stopped, until they end
 
-    def next_request(self) -> TrialRequest | None:
+    def next_request(self) -> TrialRequest | Signal | None:
         if self.store.counted_trials() + len(self._running) >= self.total:
             return None
         if not self._queued:
+            if not self._gather(self.prefilter.batch if self.prefilter else 1):
+                return WAIT  # asked again on the executor's next step, after it has handled the runs' reports
             needed = self.total - self.store.counted_trials() - len(self._running)
-            self._queued = self._select(self._admissible(self.prefilter.batch if self.prefilter else 1), needed)
+            self._queued, self._pending = self._select(self._pending, needed), []
         proposal = self._queued.pop(0)
         key = str(proposal.trial.number)
         self._running[key] = proposal
@@ -87,15 +98,15 @@ class OptunaProducer:
         return TrialRequest(key=key, arch=proposal.config, settings=self.settings, data=SEARCH_DATA,
                             keep_weights=self.keep.wanted, timeout_s=self.trial_timeout)
 
-    def _admissible(self, count: int) -> list[_Proposal]:
-        """`count` proposals within the cost limits and feasible for the budget; the others are told to the sampler
-        as rejected (they never ran, and do not count)."""
-        proposals: list[_Proposal] = []
-        rejected_in_a_row, reason = 0, ""
-        while len(proposals) < count:
-            if rejected_in_a_row == self.max_rejections:
+    def _gather(self, count: int) -> bool:
+        """Propose until `count` proposals are within the cost limits and feasible for the budget (True), or the time
+        slice is spent (False: the batch is gathered on later calls). The others are told to the sampler as rejected
+        (they never ran, and do not count)."""
+        deadline = None if self.proposal_slice_s is None else time.monotonic() + self.proposal_slice_s
+        while len(self._pending) < count:
+            if self._rejected_in_a_row == self.max_rejections:
                 raise UserError(f"{self.max_rejections} proposals in a row were rejected before training (the last: "
-                                f"{reason}): raise the limits or the budget, or narrow the space")
+                                f"{self._last_rejection}): raise the limits or the budget, or narrow the space")
             trial = self.store.ask()
             try:
                 config = self.propose(trial)
@@ -104,22 +115,24 @@ class OptunaProducer:
                 raise
             costs = self.cost(config)
             reason = (self.limits.violation(costs) or (self.feasibility.violation(costs) if self.feasibility else None)
-                      or self._repeat(config.to_dict(), proposals))
+                      or self._repeat(config.to_dict()))
             if reason is None:
-                proposals.append(_Proposal(trial, config.to_dict(), costs))
-                rejected_in_a_row = 0
+                self._pending.append(_Proposal(trial, config.to_dict(), costs))
+                self._rejected_in_a_row = 0
             else:
                 self.store.reject(trial, config.to_dict(), reason)
-                rejected_in_a_row += 1
-        return proposals
+                self._rejected_in_a_row, self._last_rejection = self._rejected_in_a_row + 1, reason
+            if len(self._pending) < count and deadline is not None and time.monotonic() > deadline:
+                return False  # at least one proposal per call, so a batch is always gathered in the end
+        return True
 
-    def _repeat(self, config: dict, pending: list[_Proposal]) -> str | None:
+    def _repeat(self, config: dict) -> str | None:
         """Why `config` is not run: the study ran it, or it is running or waiting to run; None when it is new (or
         repeats are allowed: with a time budget a repeat measures the noise of training)."""
         if self.allow_repeats:
             return None
         taken = {**self._ran, **{config_key(p.config): p.trial.number
-                                 for p in (*self._running.values(), *self._queued, *pending)}}
+                                 for p in (*self._running.values(), *self._queued, *self._pending)}}
         number = taken.get(config_key(config))
         return None if number is None else (f"rejected before training: the architecture of trial {number} "
                                             "(--allow-repeats runs it again)")
@@ -161,9 +174,9 @@ class OptunaProducer:
 
     def on_interrupted(self, keys: list[str]) -> None:
         """Runs cut off by Ctrl-C or an error: recorded as interrupted and queued again for --resume; so are the
-        proposals that passed the prefilter but never started."""
-        for proposal in [self._running.pop(key) for key in keys] + self._queued:
+        proposals that passed the prefilter, or were being gathered for it, but never started."""
+        for proposal in [self._running.pop(key) for key in keys] + self._queued + self._pending:
             if self.early_stop is not None:
                 self.early_stop.forget(proposal.trial.number)
             self.store.interrupt(proposal.trial)
-        self._queued = []
+        self._queued, self._pending = [], []
