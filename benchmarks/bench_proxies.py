@@ -9,11 +9,12 @@ in seconds), trains each for `--epochs` on a stratified subset of `--train-image
 and their validation accuracy: e.g. the random-search arms of bench_early_stop.py, uniform samples of the space
 trained for a stated budget), so no architecture is trained twice. Either way each architecture is scored untrained
 with NASWOT, synflow and MeCo (timed; a trial's own seed and data) and the script prints the Spearman rank
-correlation of each proxy, and of params and MACs as baselines, with validation accuracy (published on
-NAS-Bench-201: synflow 0.74, MeCo 0.89), and the proxies' median time per architecture.
+correlation of each proxy, and of params and MACs as baselines, with validation accuracy and its 95 % interval
+(published on NAS-Bench-201: synflow 0.74, MeCo 0.89), and the proxies' median time per architecture.
 """
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -25,7 +26,7 @@ from scipy.stats import spearmanr
 from vitnas.nas.data import load_dataset
 from vitnas.nas.measurements import cost_metrics
 from vitnas.nas.proxies import PROXIES, proxy_scores
-from vitnas.nas.search.study import StudyStore
+from vitnas.nas.search.study import StudyStore, config_key
 from vitnas.nas.trainer import TrainSettings, train
 from vitnas.nas.trial import TrialSettings, bounded, build_trial_model
 from vitnas.search_spaces.config import ArchConfig
@@ -84,15 +85,25 @@ def main() -> None:
         start = time.perf_counter()
         scores = proxy_scores(arch, data, seed=seed)
         seconds.append(time.perf_counter() - start)
-        rows.append({**scores, **cost_metrics(arch), "accuracy": accuracy})
+        rows.append({**scores, **cost_metrics(arch), "accuracy": accuracy, "config": arch.to_dict()})
         print(f"{index + 1:3d} acc {accuracy:.3f} MACs {rows[-1]['macs'] / 1e6:6.1f}M "
               + " ".join(f"{n} {scores[n]:.4g}" for n in PROXIES) + f" ({seconds[-1]:.2f} s)", flush=True)
     accuracy = [r["accuracy"] for r in rows]
-    print(f"\n{len(rows)} architectures; proxies' median time per architecture: {statistics.median(seconds):.2f} s "
-          f"(max {max(seconds):.2f} s)")
+    distinct = len({config_key(r["config"]) for r in rows})
+    print(f"\n{len(rows)} architectures ({distinct} distinct); proxies' median time per architecture: "
+          f"{statistics.median(seconds):.2f} s (max {max(seconds):.2f} s)")
     for name in (*PROXIES, "params", "macs"):
         rho = spearmanr([r[name] for r in rows], accuracy, nan_policy="omit").statistic
-        print(f"  Spearman rho({name:7s}, val accuracy) = {rho:+.3f}")
+        low, high = rho_interval(rho, len(rows))
+        print(f"  Spearman rho({name:7s}, val accuracy) = {rho:+.3f}  95% CI [{low:+.2f}, {high:+.2f}]")
+
+
+def rho_interval(rho: float, n: int) -> tuple[float, float]:
+    """The 95 % interval of a Spearman rho over n pairs: Fisher's z with the standard error 1.06 / sqrt(n - 3)
+    (Fieller, Hartley and Pearson 1957)."""
+    half = 1.959964 * 1.06 / math.sqrt(n - 3)
+    z = math.atanh(max(min(rho, 0.999999), -0.999999))
+    return math.tanh(z - half), math.tanh(z + half)
 
 
 if __name__ == "__main__":
