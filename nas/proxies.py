@@ -67,7 +67,7 @@ def synflow(model: nn.Module, images: torch.Tensor) -> float:
     image (float64)."""
     flow_model = copy.deepcopy(model).double()
     activations = tuple(cls for _, cls in ACTS.items())
-    for name, module in list(flow_model.named_modules()):
+    for module in list(flow_model.modules()):
         for child_name, child in module.named_children():
             if isinstance(child, activations):
                 setattr(module, child_name, nn.Identity())

@@ -17,16 +17,16 @@ class _ReadOnce:
     one snapshot gives the same proposal."""
 
     def __init__(self, study: optuna.Study, number: int):
-        self._study, self.number = study, number
+        self.study, self.number = study, number  # the trial being proposed: a new one reads the study again
         self._trials: list[optuna.trial.FrozenTrial] | None = None  # read when first asked for
 
     def __getattr__(self, name: str):
-        return getattr(self._study, name)
+        return getattr(self.study, name)
 
     def _get_trials(self, deepcopy: bool = True, states: Container | None = None,
                     use_cache: bool = False) -> list[optuna.trial.FrozenTrial]:
         if self._trials is None:
-            self._trials = self._study._get_trials(deepcopy=False, states=None)
+            self._trials = self.study._get_trials(deepcopy=False, states=None)
         trials = self._trials if states is None else [t for t in self._trials if t.state in states]
         return copy.deepcopy(trials) if deepcopy else trials
 
@@ -45,7 +45,7 @@ class _Tpe(optuna.samplers.TPESampler):
         self._snapshot: _ReadOnce | None = None
 
     def _view(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> _ReadOnce:
-        if self._snapshot is None or self._snapshot.number != trial.number or self._snapshot._study is not study:
+        if self._snapshot is None or self._snapshot.number != trial.number or self._snapshot.study is not study:
             self._snapshot = _ReadOnce(study, trial.number)
         return self._snapshot
 
@@ -54,10 +54,6 @@ class _Tpe(optuna.samplers.TPESampler):
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         return super().sample_independent(self._view(study, trial), trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values):
-        self._snapshot = None  # the study changed: the next proposal reads it again
-        super().after_trial(study, trial, state, values)
 
 
 def _qmc(seed: int) -> optuna.samplers.BaseSampler:
