@@ -85,11 +85,11 @@ def main() -> None:
         start = time.perf_counter()
         scores = proxy_scores(arch, data, seed=seed)
         seconds.append(time.perf_counter() - start)
-        rows.append({**scores, **cost_metrics(arch), "accuracy": accuracy, "config": arch.to_dict()})
+        rows.append({**scores, **cost_metrics(arch), "accuracy": accuracy, "key": config_key(arch.to_dict())})
         print(f"{index + 1:3d} acc {accuracy:.3f} MACs {rows[-1]['macs'] / 1e6:6.1f}M "
               + " ".join(f"{n} {scores[n]:.4g}" for n in PROXIES) + f" ({seconds[-1]:.2f} s)", flush=True)
     accuracy = [r["accuracy"] for r in rows]
-    distinct = len({config_key(r["config"]) for r in rows})
+    distinct = len({r["key"] for r in rows})
     print(f"\n{len(rows)} architectures ({distinct} distinct); proxies' median time per architecture: "
           f"{statistics.median(seconds):.2f} s (max {max(seconds):.2f} s)")
     for name in (*PROXIES, "params", "macs"):

@@ -1,4 +1,6 @@
 """The search's TPE reads the study once per proposal and proposes exactly what Optuna's own TPE proposes."""
+import warnings
+
 import optuna
 
 from vitnas.nas.search.samplers import make_sampler
@@ -34,8 +36,6 @@ class _Counting(optuna.storages.InMemoryStorage):
 
 
 def test_the_search_tpe_proposes_what_optunas_tpe_proposes_with_far_fewer_reads():
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         plain = optuna.samplers.TPESampler(seed=3, multivariate=True, group=True, constant_liar=True,
