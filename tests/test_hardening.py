@@ -19,6 +19,7 @@ from vitnas.cli.app import app
 from vitnas.cli.live import showing
 from vitnas.errors import UserError
 from vitnas.nas.files import write_text_atomic
+from vitnas.nas.search.study import AVOID_ATTR
 from vitnas.search_spaces.registry import MIXERS
 from vitnas.search_spaces.space import SPACE_DIR, load_space, space_from_dict
 
@@ -603,6 +604,8 @@ def test_an_architecture_the_study_ran_is_not_run_again_unless_asked(tmp_path):
         with pytest.raises(UserError, match="the architecture of trial 0"):
             _producer(store, settings, lambda trial: same).next_request()
         assert store.counted_trials() == 1  # the repeats were rejected untrained
+        repeats = [t for t in store.study.get_trials() if t.user_attrs.get("outcome") == "rejected"]
+        assert repeats and not any(t.user_attrs.get(AVOID_ATTR) for t in repeats)  # it was trained: not avoided
         assert _drive(_producer(store, settings, lambda trial: same, allow_repeats=True), 1) == [same.to_dict()]
     assert ArchConfig.from_dict(same.to_dict()) == same
 

@@ -14,6 +14,7 @@ from vitnas.nas.outcome import Outcome
 from vitnas.nas.proxies import meco, naswot, proxy_scores, synflow
 from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
+from vitnas.nas.search.study import AVOID_ATTR
 from vitnas.nas.trainer import TrainSettings
 from vitnas.nas.trial import TrialSettings, run_trial
 from vitnas.search_spaces.config import ArchConfig
@@ -147,7 +148,7 @@ def test_a_prefiltering_search_tells_the_sampler_what_it_skipped_and_does_not_co
     trials = store.study.get_trials()
     rejected = [t.number for t in trials if t.user_attrs.get("outcome") == "rejected"]
     assert rejected == [1, 3, 5, 6, 7] and store.counted_trials() == 2
-    assert all("prefiltered" in trials[n].user_attrs["error"] for n in rejected)
+    assert all("prefiltered" in trials[n].user_attrs["error"] and trials[n].user_attrs[AVOID_ATTR] for n in rejected)
 
 
 class _Quiet:

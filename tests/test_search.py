@@ -19,7 +19,7 @@ from vitnas.nas.outcome import Outcome
 from vitnas.nas.search.prefilter import Prefilter, PrefilterSpec
 from vitnas.nas.search.samplers import make_sampler
 from vitnas.nas.search.searcher import CostLimits, OptunaProducer
-from vitnas.nas.search.study import StudySpec, StudyStore
+from vitnas.nas.search.study import AVOID_ATTR, StudySpec, StudyStore
 from vitnas.nas.search.weights import SMALL_MODEL_PARAMS, KeepWeights
 from vitnas.nas.trainer import evaluate_accuracy
 from vitnas.nas.trial import TrialSettings
@@ -95,6 +95,7 @@ def test_cost_limits_reject_before_training_and_do_not_count(finished_study):
     rejected = [t for t in store.study.get_trials() if t.user_attrs.get("outcome") == "rejected"]
     assert rejected, "the low MACs limit should have rejected some proposals"
     assert all("--max-macs" in t.user_attrs["error"] and not t.user_attrs.get("metrics") for t in rejected)
+    assert all(t.user_attrs.get(AVOID_ATTR) for t in rejected)  # the sampler learns where they lie
     assert all(v["macs"] <= budget for v in _complete(_report(directory)).values())
     assert store.counted_trials() == 3
 

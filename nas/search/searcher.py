@@ -101,7 +101,7 @@ class OptunaProducer:
     def _gather(self, count: int) -> bool:
         """Propose until `count` proposals are within the cost limits and feasible for the budget (True), or the time
         slice is spent (False: the batch is gathered on later calls). The others are told to the sampler as rejected
-        (they never ran, and do not count)."""
+        (they never ran, and do not count); those over a limit or infeasible as ones to avoid."""
         deadline = None if self.proposal_slice_s is None else time.monotonic() + self.proposal_slice_s
         while len(self._pending) < count:
             if self._rejected_in_a_row == self.max_rejections:
@@ -114,13 +114,14 @@ class OptunaProducer:
                 self.store.reject(trial, {}, str(err))
                 raise
             costs = self.cost(config)
-            reason = (self.limits.violation(costs) or (self.feasibility.violation(costs) if self.feasibility else None)
-                      or self._repeat(config.to_dict()))
+            too_costly = (self.limits.violation(costs)
+                          or (self.feasibility.violation(costs) if self.feasibility else None))
+            reason = too_costly or self._repeat(config.to_dict())
             if reason is None:
                 self._pending.append(_Proposal(trial, config.to_dict(), costs))
                 self._rejected_in_a_row = 0
             else:
-                self.store.reject(trial, config.to_dict(), reason)
+                self.store.reject(trial, config.to_dict(), reason, avoid=too_costly is not None)
                 self._rejected_in_a_row, self._last_rejection = self._rejected_in_a_row + 1, reason
             if len(self._pending) < count and deadline is not None and time.monotonic() > deadline:
                 return False  # at least one proposal per call, so a batch is always gathered in the end
@@ -139,12 +140,12 @@ class OptunaProducer:
 
     def _select(self, proposals: list[_Proposal], needed: int) -> list[_Proposal]:
         """Without a prefilter, all of them; with one, its best fraction, best first, at most `needed` (the rest are
-        told to the sampler as rejected, so no kept proposal is left unrun when the study is full)."""
+        told to the sampler as rejected ones to avoid, so no kept proposal is left unrun when the study is full)."""
         if self.prefilter is None:
             return proposals
         kept, skipped = self.prefilter.split([(p.config, p.costs) for p in proposals], needed)
         for index, reason in skipped.items():
-            self.store.reject(proposals[index].trial, proposals[index].config, reason)
+            self.store.reject(proposals[index].trial, proposals[index].config, reason, avoid=True)
         return [proposals[index] for index in kept]
 
     def on_progress(self, key: str, epoch: EpochMetrics) -> Signal | None:

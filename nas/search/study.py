@@ -33,6 +33,11 @@ from vitnas.search_spaces.config import ArchConfig
 
 LOCK_FILE = ".lock"
 WEIGHTS_FILE = "model.pt"
+# A rejected proposal the sampler should steer away from: over a cost limit, infeasible for the budget or ranked out
+# by the prefilter (a repeat is not: its architecture was trained). Optuna's samplers skip FAIL trials, so without
+# this a sampler drawn to large models kept proposing ones over --max-macs (once 276 in a row, 8 minutes of an idle
+# worker); nas.search.samplers shows these to TPE as infeasible trials.
+AVOID_ATTR = "avoid"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
            optuna.trial.TrialState.PRUNED: "PRUNED", optuna.trial.TrialState.RUNNING: "RUNNING",
            optuna.trial.TrialState.WAITING: "WAITING"}
@@ -245,11 +250,14 @@ class StudyStore:
         trial.set_user_attr("seed", self.spec.seed)
         return trial
 
-    def reject(self, trial: optuna.trial.Trial, config: dict, reason: str) -> None:
-        """A config over the MACs/params limits: recorded, but not trained and not counted as a trial."""
+    def reject(self, trial: optuna.trial.Trial, config: dict, reason: str, *, avoid: bool = False) -> None:
+        """A proposal not trained (over a cost limit, infeasible for the budget, prefiltered, a repeat): recorded,
+        not counted as a trial. `avoid`: the sampler may rank it below every trained trial (AVOID_ATTR)."""
         trial.set_user_attr("config", config)
         trial.set_user_attr("outcome", Outcome.REJECTED.value)
         trial.set_user_attr("error", reason)
+        if avoid:
+            trial.set_user_attr(AVOID_ATTR, True)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def trial_dir(self, number: int) -> Path:
