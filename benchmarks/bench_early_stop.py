@@ -89,13 +89,16 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--arms", default=",".join(ARMS), help="a comma-separated subset of " + ", ".join(ARMS))
+    parser.add_argument("--reference", help="ACCURACY,MACS: a fixed reference point instead of the runs' own, to set "
+                                            "these runs beside an earlier run's (its curves.json holds its point)")
     parser.add_argument("--out", type=Path, default=Path("bench-early-stop"))
     args = parser.parse_args()
     args.data = training_data(args)
     arms = [arm for arm in ARMS if arm in args.arms.split(",")]
     runs = {(arm, int(seed)): run_arm(arm, int(seed), args) for seed in args.seeds.split(",") for arm in arms}
     everything = [p for _, done in runs.values() for _, p in done]
-    reference = reference_point(everything, DIRECTIONS)
+    reference = ([float(v) for v in args.reference.split(",")] if args.reference
+                 else reference_point(everything, DIRECTIONS))
     times = np.linspace(0, args.minutes * 60, 61)
     curves = {arm: np.mean([curve(*runs[key], reference, times) for key in runs if key[0] == arm], axis=0)
               for arm in arms}
