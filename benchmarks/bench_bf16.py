@@ -4,7 +4,8 @@
 
 Trains the space's default model with `--precision fp32` and `bf16` for each seed (same seed: same initial weights,
 data order and augmentation), on a stratified subset of `--train-images` training images (0: all), and prints per
-precision the validation accuracy (mean and standard deviation over seeds) and the training images per second.
+precision the validation accuracy (mean and standard deviation over seeds) and the training images per second, and
+the paired bf16 - fp32 difference with its 95 % t-interval.
 Says whether this CPU has native bf16 (what `--precision auto` follows); without it bf16 is emulated and slower.
 """
 import argparse
@@ -13,6 +14,7 @@ from dataclasses import replace
 
 import torch
 
+from vitnas.nas.ablation.stats import paired
 from vitnas.nas.data import load_dataset
 from vitnas.nas.inference import native_bf16_cpu
 from vitnas.nas.trainer import TrainSettings, train
@@ -31,7 +33,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"native bf16 on this CPU: {native_bf16_cpu()} (torch {torch.__version__}, {args.threads} threads)")
     results: dict[str, list[tuple[float, float]]] = {"fp32": [], "bf16": []}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for seed in seeds:
         data = load_dataset(args.data, seed=seed)
         if args.train_images:  # a stratified training subset, cut the way a search cuts its test split
             cut = bounded(replace(data, x_test=data.x_train, y_test=data.y_train),
@@ -50,6 +53,9 @@ def main() -> None:
         spread = statistics.stdev(accuracy) if len(accuracy) > 1 else 0.0
         print(f"  {precision}: val accuracy {statistics.mean(accuracy):.4f} +- {spread:.4f}, "
               f"{statistics.mean(s for _, s in rows):,.0f} img/s")
+    difference = paired(*({seed: a for seed, (a, _) in zip(seeds, results[p])} for p in ("bf16", "fp32")))
+    interval = "" if difference.ci is None else f", 95 % interval [{difference.ci[0]:+.4f}, {difference.ci[1]:+.4f}]"
+    print(f"  bf16 - fp32 val accuracy, paired by seed: {difference.mean:+.4f}{interval}")
     speedup = statistics.mean(s for _, s in results["bf16"]) / statistics.mean(s for _, s in results["fp32"])
     print(f"  bf16 / fp32 throughput: {speedup:.2f}x")
 
