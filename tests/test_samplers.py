@@ -36,13 +36,17 @@ class _Counting(optuna.storages.InMemoryStorage):
         return super().get_all_trials(*args, **kwargs)
 
 
-def test_the_search_tpe_proposes_what_optunas_tpe_proposes_with_far_fewer_reads():
+def _optunas_tpe(seed: int) -> optuna.samplers.TPESampler:
+    """Optuna's own TPE with the search's arguments, written out as the independent reference."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        plain = optuna.samplers.TPESampler(seed=3, multivariate=True, group=True, constant_liar=True,
-                                           n_startup_trials=8)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=8)
+
+
+def test_the_search_tpe_proposes_what_optunas_tpe_proposes_with_far_fewer_reads():
     theirs, ours = _Counting(), _Counting()
-    assert _proposals(make_sampler("tpe", 3), ours) == _proposals(plain, theirs)
+    assert _proposals(make_sampler("tpe", 3), ours) == _proposals(_optunas_tpe(3), theirs)
     assert ours.reads * 3 < theirs.reads
 
 
@@ -71,9 +75,5 @@ def test_rejected_proposals_teach_the_search_tpe_to_propose_under_the_limit():
     after start-up here); the search's TPE sees them as the constant liar sees running trials and proposes there
     less than half as often, with every seed."""
     for seed in range(3):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            plain = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                               n_startup_trials=8)
-        ours, theirs = _over_limit_proposals(make_sampler("tpe", seed)), _over_limit_proposals(plain)
+        ours, theirs = _over_limit_proposals(make_sampler("tpe", seed)), _over_limit_proposals(_optunas_tpe(seed))
         assert 2 * ours < theirs, (seed, ours, theirs)
