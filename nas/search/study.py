@@ -36,7 +36,7 @@ WEIGHTS_FILE = "model.pt"
 # A rejected proposal the sampler should steer away from: over a cost limit, infeasible for the budget or ranked out
 # by the prefilter (a repeat is not: its architecture was trained). Optuna's samplers skip FAIL trials, so without
 # this a sampler drawn to large models kept proposing ones over --max-macs (once 276 in a row, 8 minutes of an idle
-# worker); nas.search.samplers shows these to TPE as infeasible trials.
+# worker); nas.search.samplers shows these to TPE as its constant liar shows running trials (the worse group).
 AVOID_ATTR = "avoid"
 _STATES = {optuna.trial.TrialState.COMPLETE: "COMPLETE", optuna.trial.TrialState.FAIL: "FAIL",
            optuna.trial.TrialState.PRUNED: "PRUNED", optuna.trial.TrialState.RUNNING: "RUNNING",
